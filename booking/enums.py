@@ -1,0 +1,57 @@
+"""Vocabulary shared by the models, the payload and the flows."""
+
+from enum import StrEnum
+
+
+class BookingStatus(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    PENDING = "PENDING"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+
+class WebhookTrigger(StrEnum):
+    BOOKING_CREATED = "BOOKING_CREATED"
+    BOOKING_RESCHEDULED = "BOOKING_RESCHEDULED"
+    BOOKING_REQUESTED = "BOOKING_REQUESTED"
+    BOOKING_CANCELLED = "BOOKING_CANCELLED"
+    MEETING_STARTED = "MEETING_STARTED"
+    MEETING_ENDED = "MEETING_ENDED"
+    AFTER_HOSTS_CAL_VIDEO_NO_SHOW = "AFTER_HOSTS_CAL_VIDEO_NO_SHOW"
+    AFTER_GUESTS_CAL_VIDEO_NO_SHOW = "AFTER_GUESTS_CAL_VIDEO_NO_SHOW"
+
+
+class TimeUnit(StrEnum):
+    MINUTE = "MINUTE"
+    HOUR = "HOUR"
+    DAY = "DAY"
+
+
+class WorkflowTrigger(StrEnum):
+    BEFORE_EVENT = "BEFORE_EVENT"
+    AFTER_EVENT = "AFTER_EVENT"
+    NEW_EVENT = "NEW_EVENT"
+    RESCHEDULE_EVENT = "RESCHEDULE_EVENT"
+
+
+class WorkflowAction(StrEnum):
+    EMAIL_HOST = "EMAIL_HOST"
+    EMAIL_ATTENDEE = "EMAIL_ATTENDEE"
+    EMAIL_ADDRESS = "EMAIL_ADDRESS"
+    SMS_ATTENDEE = "SMS_ATTENDEE"
+    SMS_NUMBER = "SMS_NUMBER"
+
+
+class ReminderMethod(StrEnum):
+    EMAIL = "EMAIL"
+    SMS = "SMS"
+
+
+class WorkStatus(StrEnum):
+    """Life of a row that a periodic sweep delivers later."""
+
+    PENDING = "PENDING"
+    SENT = "SENT"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"

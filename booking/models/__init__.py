@@ -1,0 +1,41 @@
+"""SQLModel tables, grouped by concern. Importing this package registers every table."""
+
+from booking.models.accounts import ChatAccount, Membership, PushDevice, Team, User
+from booking.models.bookings import (
+    Attendee,
+    Booking,
+    BookingHost,
+    Contact,
+    EventType,
+    EventTypeHost,
+)
+from booking.models.outbox import OutboxEvent
+from booking.models.webhooks import ScheduledTrigger, WebhookDelivery, WebhookSubscription
+from booking.models.workflows import (
+    Workflow,
+    WorkflowActivation,
+    WorkflowReminder,
+    WorkflowStep,
+)
+
+__all__ = [
+    "Attendee",
+    "Booking",
+    "BookingHost",
+    "ChatAccount",
+    "Contact",
+    "EventType",
+    "EventTypeHost",
+    "Membership",
+    "OutboxEvent",
+    "PushDevice",
+    "ScheduledTrigger",
+    "Team",
+    "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
+    "Workflow",
+    "WorkflowActivation",
+    "WorkflowReminder",
+    "WorkflowStep",
+]

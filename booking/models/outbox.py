@@ -1,0 +1,30 @@
+"""The transactional outbox: one event per committed booking change, dispatched after commit."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from booking.models.types import UTCDateTime, utcnow
+
+
+class OutboxEvent(SQLModel, table=True):
+    """The post-commit payload snapshot, and what became of its dispatch."""
+
+    __table_args__ = (Index("ix_outboxevent_pending", "dispatched_at", "created_at"),)
+
+    id: str = Field(primary_key=True)  # UUID4 text; part of every idempotency key
+    booking_uid: str = Field(index=True)
+    kind: str = "booking.post_commit"
+    schema_version: int
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    dispatch_mode: str
+    flow_run_ids: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    dispatched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    dispatch_attempts: int = 0
+    last_error: str | None = None
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -1,0 +1,67 @@
+"""Webhook subscriptions, triggers due later, and the log of every delivery attempt."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from booking.enums import TimeUnit, WebhookTrigger, WorkStatus
+from booking.models.types import UTCDateTime, enum_type, utcnow
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A subscriber URL scoped to a user, an event type or a team."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    event_type_id: int | None = Field(default=None, foreign_key="eventtype.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    subscriber_url: str
+    secret: str | None = None
+    active: bool = Field(default=True, index=True)
+    triggers: list[WebhookTrigger] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    payload_template: str | None = Field(default=None, sa_column=Column(Text))
+    time: int | None = None  # offset of a no-show trigger
+    time_unit: TimeUnit | None = Field(default=None, sa_type=enum_type(TimeUnit))
+    deactivated_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class ScheduledTrigger(SQLModel, table=True):
+    """A webhook to send at `due_at` (meeting started/ended, no-show checks)."""
+
+    __table_args__ = (Index("ix_scheduledtrigger_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    booking_id: int = Field(foreign_key="booking.id", index=True)
+    subscription_id: int = Field(foreign_key="webhooksubscription.id", index=True)
+    trigger_event: WebhookTrigger = Field(sa_type=enum_type(WebhookTrigger))
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: WorkStatus = Field(default=WorkStatus.PENDING, sa_type=enum_type(WorkStatus))
+    attempts: int = 0
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_error: str | None = None
+    skip_reason: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One HTTP attempt to deliver one webhook message to one subscriber."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="webhooksubscription.id", index=True)
+    booking_uid: str = Field(index=True)
+    trigger_event: WebhookTrigger = Field(sa_type=enum_type(WebhookTrigger))
+    message_id: str = Field(index=True)  # `webhook-id`, stable across retries
+    attempt: int
+    status_code: int | None = None
+    duration_ms: int
+    error: str | None = None
+    response_excerpt: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -1,0 +1,66 @@
+"""Workflows (reminder rules), their steps, where they apply, and the reminders they plan."""
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from booking.enums import ReminderMethod, TimeUnit, WorkflowAction, WorkflowTrigger, WorkStatus
+from booking.models.types import UTCDateTime, enum_type, utcnow
+
+
+class Workflow(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    trigger: WorkflowTrigger = Field(sa_type=enum_type(WorkflowTrigger))
+    time: int | None = None
+    time_unit: TimeUnit | None = Field(default=None, sa_type=enum_type(TimeUnit))
+    active: bool = True
+    active_on_all: bool = False  # every event type of the owner
+
+
+class WorkflowActivation(SQLModel, table=True):
+    """The event types a workflow applies to (unless `active_on_all`)."""
+
+    __table_args__ = (UniqueConstraint("workflow_id", "event_type_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: int = Field(foreign_key="workflow.id", index=True)
+    event_type_id: int = Field(foreign_key="eventtype.id", index=True)
+
+
+class WorkflowStep(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: int = Field(foreign_key="workflow.id", index=True)
+    step_number: int = 1
+    action: WorkflowAction = Field(sa_type=enum_type(WorkflowAction))
+    send_to: str | None = None  # for EMAIL_ADDRESS and SMS_NUMBER
+    subject_template: str | None = None
+    body_template: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class WorkflowReminder(SQLModel, table=True):
+    """One message to one recipient at `due_at`: a workflow step's or the mandatory one."""
+
+    __table_args__ = (Index("ix_workflowreminder_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    booking_id: int = Field(foreign_key="booking.id", index=True)
+    workflow_step_id: int | None = Field(default=None, foreign_key="workflowstep.id")
+    is_mandatory: bool = False
+    method: ReminderMethod = Field(sa_type=enum_type(ReminderMethod))
+    recipient: str
+    recipient_name: str | None = None
+    locale: str = "en"
+    time_zone: str = "UTC"
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: WorkStatus = Field(default=WorkStatus.PENDING, sa_type=enum_type(WorkStatus))
+    attempts: int = 0
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_error: str | None = None
+    skip_reason: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -1,0 +1,101 @@
+"""Outbox persistence: write an event with the booking, find and claim undispatched ones."""
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session
+
+from booking.db import session_scope
+from booking.errors import UnknownOutboxEvent
+from booking.models import OutboxEvent
+from booking.models.types import utcnow
+from booking.payload import PostCommitPayload
+
+logger = logging.getLogger(__name__)
+
+ERROR_LIMIT = 500
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def add_event(session: Session, payload: PostCommitPayload, *, dispatch_mode: str) -> OutboxEvent:
+    """Stage the event in the caller's transaction; it commits with the booking or not at all."""
+    event = OutboxEvent(
+        id=payload.event_id,
+        booking_uid=payload.booking_uid,
+        schema_version=payload.schema_version,
+        payload=payload.model_dump(mode="json"),
+        dispatch_mode=dispatch_mode,
+    )
+    session.add(event)
+    return event
+
+
+def load_event(session: Session, event_id: str) -> OutboxEvent:
+    event = session.get(OutboxEvent, event_id)
+    if event is None:
+        raise UnknownOutboxEvent(f"no outbox event {event_id}")
+    return event
+
+
+def load_payload(session: Session, event_id: str) -> PostCommitPayload:
+    """The snapshot a post-commit flow works from."""
+    return PostCommitPayload.model_validate(load_event(session, event_id).payload)
+
+
+def record_dispatch(
+    engine: Engine, event_id: str, *, created: dict[str, str], expected: int, error: str | None
+) -> bool:
+    """Store the run ids created so far; the event counts as dispatched once all exist."""
+    with session_scope(engine) as session:
+        event = load_event(session, event_id)
+        event.flow_run_ids = {**event.flow_run_ids, **created}
+        event.dispatch_attempts += 1
+        event.last_error = error[:ERROR_LIMIT] if error else None
+        event.claimed_until = None
+        done = len(event.flow_run_ids) >= expected and error is None
+        if done:
+            event.dispatched_at = utcnow()
+        return done
+
+
+def claim_pending(
+    engine: Engine,
+    *,
+    older_than: timedelta,
+    lease: timedelta,
+    limit: int,
+    now: datetime | None = None,
+) -> list[str]:
+    """Claim up to `limit` undispatched events for one relay pass and return their ids.
+
+    A claim is a lease (`claimed_until`), so a relay killed mid-pass frees its events when the
+    lease runs out. One UPDATE ... RETURNING re-checks the claim conditions as it writes: on
+    PostgreSQL the candidates are locked with SKIP LOCKED, and SQLite runs the statement under
+    its single writer lock, so two relays never claim one event on either backend.
+    """
+    now = now or utcnow()
+    claimable = (
+        OutboxEvent.dispatched_at.is_(None),  # type: ignore[union-attr]
+        OutboxEvent.created_at <= now - older_than,  # type: ignore[operator]
+        OutboxEvent.claimed_until.is_(None) | (OutboxEvent.claimed_until < now),  # type: ignore[union-attr,operator]
+    )
+    candidates = (
+        select(OutboxEvent.id)
+        .where(*claimable)
+        .order_by(OutboxEvent.created_at)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claim = (
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(candidates), *claimable)  # type: ignore[attr-defined]
+        .values(claimed_until=now + lease)
+        .returning(OutboxEvent.id)
+    )
+    with session_scope(engine) as session:
+        return list(session.scalars(claim))

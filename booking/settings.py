@@ -1,0 +1,59 @@
+"""One settings model for the whole project; nothing else reads the environment."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = PROJECT_ROOT / "data"
+
+DispatchMode = Literal["bundled", "per-concern"]
+
+
+class Settings(BaseSettings):
+    """Configuration read from `BOOKING_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="BOOKING_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DATA_DIR / 'bookings.db'}",
+        description="SQLAlchemy URL of the bookings database (SQLite file or postgresql+psycopg://).",
+    )
+    dispatch_mode: DispatchMode = Field(
+        default="bundled",
+        description="bundled: one post-commit run per booking; per-concern: one run per concern.",
+    )
+    prefect_api_url: str = Field(
+        default="http://127.0.0.1:4200/api",
+        description="Prefect API the booking side creates deployment runs on.",
+    )
+    dispatch_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="HTTP timeout of one call to the Prefect API when dispatching.",
+    )
+    relay_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Age an undispatched outbox event must reach before the relay retries it.",
+    )
+    relay_batch_size: int = Field(default=100, gt=0, description="Events one relay pass claims.")
+    relay_lease_seconds: float = Field(
+        default=120.0, gt=0, description="How long a relay's claim on an event holds."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("only SQLite and PostgreSQL URLs are supported")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,215 @@
+"""Start the deployment runs of committed outbox events, off the booker's critical path.
+
+A `PostCommitDispatcher` owns one background thread running an asyncio loop and one long-lived
+Prefect client bound to it, with deployment ids cached after the first lookup. `submit` only
+schedules the work on that loop and returns a future at once, so `create_booking` never waits
+on the Prefect API. Each run is created with the idempotency key `<event id>:<deployment>`:
+a repeat (a retry, the relay, a second process) gets the existing run back, never a new one.
+Whatever was not created stays pending in the outbox for the relay.
+"""
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import PrefectClient
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+from sqlalchemy import Engine
+
+from booking import outbox
+from booking.db import session_scope
+from booking.settings import Settings
+from deployments.names import ARRANGEMENTS, DeploymentName, booking_tag, idempotency_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DispatchOutcome:
+    event_id: str
+    booking_uid: str
+    runs: dict[str, str] = field(default_factory=dict)  # deployment name -> flow run id
+    errors: dict[str, str] = field(default_factory=dict)  # deployment name -> error
+
+    @property
+    def dispatched(self) -> bool:
+        return not self.errors
+
+
+class DispatchConfigError(RuntimeError):
+    """The dispatcher has no Prefect API to talk to."""
+
+
+class PostCommitDispatcher:
+    """Creates the deployment runs for outbox events, concurrently, in the background."""
+
+    def __init__(self, *, engine: Engine, settings: Settings, max_in_flight: int = 16):
+        api_url = settings.prefect_api_url or PREFECT_API_URL.value()
+        if not api_url:
+            raise DispatchConfigError(
+                "no Prefect API configured: set BOOKING_PREFECT_API_URL or PREFECT_API_URL"
+            )
+        self.dispatch_mode = settings.dispatch_mode
+        self._engine = engine
+        self._api_url = api_url
+        self._timeout = settings.dispatch_timeout_seconds
+        self._max_in_flight = max_in_flight
+        self._deployment_ids: dict[str, UUID] = {}
+        self._client: PrefectClient | None = None
+        self._limit: asyncio.Semaphore | None = None
+        self._in_flight: set[concurrent.futures.Future[DispatchOutcome]] = set()
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="post-commit-dispatch", daemon=True
+        )
+        self._thread.start()
+
+    # -- called from any thread ------------------------------------------------------------
+
+    def submit(self, event_id: str) -> concurrent.futures.Future[DispatchOutcome]:
+        """Queue the dispatch of one committed event and return at once."""
+        future = asyncio.run_coroutine_threadsafe(self._dispatch(event_id), self._loop)
+        with self._lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._finished)
+        return future
+
+    def dispatch(self, event_id: str, timeout: float | None = None) -> DispatchOutcome:
+        """Dispatch one event and wait for the outcome (the relay and tools use this)."""
+        return self.submit(event_id).result(timeout)
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait for every submitted dispatch to finish."""
+        with self._lock:
+            pending = list(self._in_flight)
+        concurrent.futures.wait(pending, timeout=timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish in-flight dispatches (up to `timeout`), then stop the loop and the client."""
+        if not self._thread.is_alive():
+            return
+        self.drain(timeout)
+        asyncio.run_coroutine_threadsafe(self._close_client(), self._loop).result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _finished(self, future: concurrent.futures.Future[DispatchOutcome]) -> None:
+        with self._lock:
+            self._in_flight.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("dispatch failed before any run was requested: %r", future.exception())
+
+    # -- on the dispatch loop --------------------------------------------------------------
+
+    async def _dispatch(self, event_id: str) -> DispatchOutcome:
+        booking_uid, mode = await asyncio.to_thread(self._read_event, event_id)
+        targets = ARRANGEMENTS[mode]
+        outcome = DispatchOutcome(event_id=event_id, booking_uid=booking_uid)
+        results = await asyncio.gather(
+            *(self._create_run(target, event_id, booking_uid) for target in targets),
+            return_exceptions=True,
+        )
+        for target, result in zip(targets, results, strict=True):
+            if isinstance(result, BaseException):
+                outcome.errors[target.name] = _describe(result)
+                logger.warning(
+                    "could not start %s for booking %s (event %s): %s; the relay will retry",
+                    target.full_name,
+                    booking_uid,
+                    event_id,
+                    outcome.errors[target.name],
+                )
+            else:
+                outcome.runs[target.name] = result
+        await asyncio.to_thread(
+            outbox.record_dispatch,
+            self._engine,
+            event_id,
+            created=outcome.runs,
+            expected=len(targets),
+            error="; ".join(f"{k}: {v}" for k, v in outcome.errors.items()) or None,
+        )
+        if outcome.dispatched:
+            logger.info(
+                "started %s for booking %s (event %s)",
+                ", ".join(f"{name} run {run}" for name, run in outcome.runs.items()),
+                booking_uid,
+                event_id,
+            )
+        return outcome
+
+    def _read_event(self, event_id: str) -> tuple[str, str]:
+        with session_scope(self._engine) as session:
+            event = outbox.load_event(session, event_id)
+            return event.booking_uid, event.dispatch_mode
+
+    async def _create_run(self, target: DeploymentName, event_id: str, booking_uid: str) -> str:
+        client = await self._get_client()
+        assert self._limit is not None
+        async with self._limit:
+            for attempt in (1, 2):
+                deployment_id = await self._deployment_id(client, target)
+                try:
+                    run = await client.create_flow_run_from_deployment(
+                        deployment_id,
+                        parameters={"event_id": event_id, "booking_uid": booking_uid},
+                        idempotency_key=idempotency_key(event_id, target),
+                        name=f"{target.name}-{booking_uid}",
+                        tags=[booking_tag(booking_uid)],
+                    )
+                    return str(run.id)
+                except ObjectNotFound:
+                    # The deployment was re-created since we cached its id: look it up again.
+                    self._deployment_ids.pop(target.full_name, None)
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def _deployment_id(self, client: PrefectClient, target: DeploymentName) -> UUID:
+        cached = self._deployment_ids.get(target.full_name)
+        if cached is None:
+            deployment = await client.read_deployment_by_name(target.full_name)
+            cached = self._deployment_ids[target.full_name] = deployment.id
+        return cached
+
+    async def _get_client(self) -> PrefectClient:
+        if self._client is None:
+            self._limit = asyncio.Semaphore(self._max_in_flight)
+            client = PrefectClient(
+                self._api_url, httpx_settings={"timeout": httpx.Timeout(self._timeout)}
+            )
+            await client.__aenter__()
+            self._client = client
+        return self._client
+
+    async def _close_client(self) -> None:
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
+            self._client = None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ObjectNotFound):
+        return "deployment not found (is it deployed?)"
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text}"[:300]

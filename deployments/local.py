@@ -1,0 +1,155 @@
+"""Run a real Prefect server, work pool, deployments and worker on this machine.
+
+Used by the main job and by the integration tests, so both exercise the same path an operator
+takes: `prefect server start`, `prefect work-pool create`, `prefect deploy --all` from the
+repo root, `prefect worker start`.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from booking.settings import PROJECT_ROOT
+from deployments.names import WORK_POOL
+
+
+class LocalStackError(RuntimeError):
+    """A local Prefect component could not be started; the message says what to do."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalPrefect:
+    """A Prefect server (SQLite in `home` unless `database_url` is given) and its helpers."""
+
+    home: Path
+    port: int
+    host: str = "127.0.0.1"
+    database_url: str | None = None  # e.g. postgresql+asyncpg://... for concurrent load
+    ui: bool = False
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The environment every Prefect command and flow run of this stack sees."""
+        env = dict(os.environ)
+        env.update(
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_URL=self.api_url,
+            # The UI reads these to call the API on the right address.
+            PREFECT_SERVER_API_HOST=self.host,
+            PREFECT_SERVER_API_PORT=str(self.port),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_UI_ENABLED="true" if self.ui else "false",
+            PREFECT_LOGGING_LEVEL=env.get("PREFECT_LOGGING_LEVEL", "INFO"),
+        )
+        if self.database_url:
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 90.0) -> None:
+        if not port_is_free(self.host, self.port):
+            raise LocalStackError(
+                f"port {self.port} on {self.host} is already in use: stop what listens there "
+                "or choose another port"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._spawn("server", "server", "start", "--host", self.host, "--port", str(self.port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self._processes[0]
+            if server.poll() is not None:
+                raise LocalStackError(
+                    f"Prefect server exited with {server.returncode}; see {self.log_path('server')}"
+                )
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise LocalStackError(f"Prefect server not healthy after {timeout:.0f}s")
+
+    def deploy_all(self, project_dir: Path = PROJECT_ROOT) -> None:
+        """Create the process work pool and every deployment in prefect.yaml."""
+        self.run("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+        self.run("--no-prompt", "deploy", "--all", cwd=project_dir)
+
+    def start_worker(self, *extra_args: str) -> subprocess.Popen[bytes]:
+        return self._spawn("worker", "worker", "start", "--pool", WORK_POOL, *extra_args)
+
+    def run(self, *args: str, cwd: Path | None = None) -> str:
+        """Run one `prefect` CLI command against this server; raise with its output on failure."""
+        result = subprocess.run(
+            [sys.executable, "-m", "prefect", *args],
+            env=self.env(),
+            cwd=cwd or PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise LocalStackError(
+                f"`prefect {' '.join(args)}` failed ({result.returncode}):\n"
+                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
+        return result.stdout
+
+    def log_path(self, name: str) -> Path:
+        return self.home / f"{name}.log"
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = self.log_path(name).open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", *args],
+            env=self.env(),
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._processes.append(process)
+        return process
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop workers first, then the server."""
+        for process in reversed(self._processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self._processes.clear()

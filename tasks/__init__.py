@@ -1,0 +1,1 @@
+"""The steps of the post-commit flows, grouped by concern, sharing one retry policy."""

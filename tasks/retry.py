@@ -1,0 +1,62 @@
+"""The one retry policy every step declares: transient faults only, backoff with jitter.
+
+Prefect's `retry_jitter_factor` does nothing for tasks in 3.x, so the delay list is randomised
+here, once per decorated task (each process re-imports the flows, so workers differ).
+"""
+
+import random
+
+import httpx
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+RETRIES = 4
+BASE_DELAY_SECONDS = 2.0
+MAX_DELAY_SECONDS = 120.0
+JITTER = 0.5
+
+
+class TransientHTTPError(Exception):
+    """A provider answered 5xx or 429: worth another attempt."""
+
+    def __init__(self, status_code: int, retry_after: float | None = None):
+        self.status_code = status_code
+        self.retry_after = retry_after
+        super().__init__(f"provider answered {status_code}")
+
+
+TRANSIENT = (
+    TransientHTTPError,
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    OperationalError,
+)
+
+
+def backoff_delays(
+    retries: int = RETRIES,
+    base: float = BASE_DELAY_SECONDS,
+    cap: float = MAX_DELAY_SECONDS,
+    jitter: float = JITTER,
+    rng: random.Random | None = None,
+) -> list[float]:
+    """Exponential delays (base, 2*base, 4*base ...) each stretched by up to +`jitter`."""
+    rng = rng or random.Random()
+    return [
+        round(min(cap, base * 2**attempt) * (1 + rng.uniform(0, jitter)), 3)
+        for attempt in range(retries)
+    ]
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError):
+        return bool(exc.connection_invalidated)
+    return isinstance(exc, TRANSIENT)
+
+
+def retry_transient(task: object, task_run: TaskRun, state: State) -> bool:
+    """`retry_condition_fn` for every step: retry timeouts, connection errors, 5xx and 429."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return exc is not None and is_transient(exc)
