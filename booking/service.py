@@ -31,6 +31,7 @@ from booking.payload import (
     RescheduleSnapshot,
 )
 from booking.schemas import BookingRequest, BookingResult
+from booking.settings import DispatchMode, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ CLOSED_STATUSES = (BookingStatus.CANCELLED, BookingStatus.REJECTED)
 class PostCommitHandoff(Protocol):
     """Receives the id of a committed outbox event; must return without blocking."""
 
-    dispatch_mode: str
+    dispatch_mode: DispatchMode
 
     def submit(self, event_id: str) -> object: ...
 
@@ -71,7 +72,7 @@ def create_booking(
     *,
     session: Session,
     handoff: PostCommitHandoff | None = None,
-    dispatch_mode: str = "bundled",
+    dispatch_mode: DispatchMode | None = None,
 ) -> BookingResult:
     """Book (or reschedule) in one transaction and hand the post-commit work off.
 
@@ -88,7 +89,7 @@ def create_booking(
     confirmed = is_confirmed_by_default(event_type)
     status = BookingStatus.ACCEPTED if confirmed else BookingStatus.PENDING
     uid = secrets.token_urlsafe(16)
-    mode = handoff.dispatch_mode if handoff else dispatch_mode
+    mode = handoff.dispatch_mode if handoff else (dispatch_mode or get_settings().dispatch_mode)
 
     if req.dry_run:
         session.rollback()

@@ -97,6 +97,9 @@ class PostCommitDispatcher:
         if not self._thread.is_alive():
             return
         self.drain(timeout)
+        with self._lock:
+            for future in self._in_flight:
+                future.cancel()  # still pending in the outbox: the relay covers it
         asyncio.run_coroutine_threadsafe(self._close_client(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
@@ -166,7 +169,9 @@ class PostCommitDispatcher:
     async def _create_run(self, target: DeploymentName, event_id: str, booking_uid: str) -> str:
         client = await self._get_client()
         assert self._limit is not None
-        async with self._limit:
+        # One deadline over the client's own retries: a stalled API fails fast, the relay
+        # picks the event up later.
+        async with self._limit, asyncio.timeout(self._timeout):
             for attempt in (1, 2):
                 deployment_id = await self._deployment_id(client, target)
                 try:
@@ -211,5 +216,7 @@ class PostCommitDispatcher:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ObjectNotFound):
         return "deployment not found (is it deployed?)"
+    if isinstance(exc, TimeoutError):
+        return "Prefect API did not answer in time"
     text = str(exc) or repr(exc)
     return f"{type(exc).__name__}: {text}"[:300]

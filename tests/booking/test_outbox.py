@@ -1,0 +1,88 @@
+import threading
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from booking.models.types import utcnow
+from booking.outbox import claim_pending, record_dispatch
+from booking.service import create_booking
+from tests.factories import booking_request, make_event_type
+
+GRACE = timedelta(seconds=30)
+LEASE = timedelta(minutes=2)
+
+
+def committed_events(engine: Engine, count: int) -> list[str]:
+    with Session(engine, expire_on_commit=False) as session:
+        event_type = make_event_type(session)
+        return [
+            create_booking(booking_request(event_type), session=session).event_id
+            for _ in range(count)
+        ]
+
+
+def test_events_younger_than_the_grace_period_are_not_claimed(engine: Engine) -> None:
+    committed_events(engine, 2)
+
+    assert claim_pending(engine, older_than=GRACE, lease=LEASE, limit=10) == []
+
+
+def test_a_claimed_event_is_not_claimed_again_until_its_lease_runs_out(engine: Engine) -> None:
+    ids = committed_events(engine, 2)
+    later = utcnow() + GRACE * 2
+
+    first = claim_pending(engine, older_than=GRACE, lease=LEASE, limit=10, now=later)
+    during_lease = claim_pending(engine, older_than=GRACE, lease=LEASE, limit=10, now=later)
+    after_lease = claim_pending(
+        engine, older_than=GRACE, lease=LEASE, limit=10, now=later + LEASE * 2
+    )
+
+    assert sorted(first) == sorted(ids)
+    assert during_lease == []
+    assert sorted(after_lease) == sorted(ids)
+
+
+def test_dispatched_events_are_never_claimed(engine: Engine) -> None:
+    done, pending = committed_events(engine, 2)
+    record_dispatch(engine, done, created={"post-commit": "run-1"}, expected=1, error=None)
+
+    claimed = claim_pending(
+        engine, older_than=GRACE, lease=LEASE, limit=10, now=utcnow() + GRACE * 2
+    )
+
+    assert claimed == [pending]
+
+
+def test_a_partial_dispatch_stays_pending(engine: Engine) -> None:
+    (event_id,) = committed_events(engine, 1)
+
+    done = record_dispatch(
+        engine, event_id, created={"webhooks": "run-1"}, expected=3, error="scheduling: down"
+    )
+
+    assert not done
+    assert claim_pending(
+        engine, older_than=GRACE, lease=LEASE, limit=10, now=utcnow() + GRACE * 2
+    ) == [event_id]
+
+
+def test_concurrent_relays_never_claim_one_event_twice(engine: Engine) -> None:
+    ids = committed_events(engine, 30)
+    later = utcnow() + GRACE * 2
+    claims: list[list[str]] = []
+    start = threading.Barrier(4)
+
+    def relay() -> None:
+        start.wait()
+        while batch := claim_pending(engine, older_than=GRACE, lease=LEASE, limit=3, now=later):
+            claims.append(batch)
+
+    threads = [threading.Thread(target=relay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    claimed = [event_id for batch in claims for event_id in batch]
+    assert sorted(claimed) == sorted(ids)  # every event once, none twice

@@ -1,0 +1,128 @@
+"""Shared test fixtures: a real database per test (SQLite, and PostgreSQL where it runs)."""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from booking.db import make_engine, upgrade_schema
+
+if TYPE_CHECKING:
+    from booking.settings import Settings
+    from deployments.local import LocalPrefect
+
+# CI sets CI=true: there the PostgreSQL tests must run, never skip.
+PG_DSN = os.environ.get("BOOKING_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres")
+REQUIRE_PG = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_admin() -> psycopg.Connection | None:
+    try:
+        return psycopg.connect(PG_DSN, dbname="postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        return None
+
+
+def _pg_url(dbname: str) -> str:
+    params = dict(part.split("=", 1) for part in PG_DSN.split())
+    return (
+        f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+        f"{params.get('port', '5432')}/{dbname}"
+    )
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "bookings.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_schema(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    admin = _pg_admin()
+    if admin is None:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required in CI but unreachable ({PG_DSN})")
+        pytest.skip("PostgreSQL not reachable")
+    name = f"booking_template_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    engine = make_engine(_pg_url(name))
+    upgrade_schema(engine)
+    engine.dispose()
+    yield name
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty bookings database for this test only."""
+    if request.param == "sqlite":
+        path = tmp_path / "bookings.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"booking_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _pg_url(name)
+    with psycopg.connect(PG_DSN, dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator["Settings"]:
+    """Point the process's settings (as flows read them) at this test's database."""
+    from booking.settings import get_settings
+
+    monkeypatch.setenv("BOOKING_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalPrefect"]:
+    """A real Prefect server for this test session; flows called in tests report to it.
+
+    BOOKING_TEST_PREFECT_DATABASE_URL switches it to a PostgreSQL backend (CI uses that).
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.local import LocalPrefect, free_port
+
+    stack = LocalPrefect(
+        home=tmp_path_factory.mktemp("prefect"),
+        port=free_port(),
+        database_url=os.environ.get("BOOKING_TEST_PREFECT_DATABASE_URL"),
+    )
+    stack.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: stack.api_url}):
+            yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,70 @@
+"""Factories for test data: each call makes unique rows, committed, and returns them."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from booking.models import EventType, EventTypeHost, Membership, Team, User
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def make_user(session: Session, **overrides: Any) -> User:
+    name = unique("host")
+    user = User(
+        name=overrides.pop("name", name.title()),
+        email=overrides.pop("email", f"{name}@hosts.example"),
+        **overrides,
+    )
+    session.add(user)
+    session.commit()
+    return user
+
+
+def make_event_type(session: Session, owner: User | None = None, **overrides: Any) -> EventType:
+    owner = owner if owner is not None or "team_id" in overrides else make_user(session)
+    event_type = EventType(
+        slug=overrides.pop("slug", unique("call")),
+        title=overrides.pop("title", "Intro call"),
+        owner_id=owner.id if owner else None,
+        **overrides,
+    )
+    session.add(event_type)
+    session.commit()
+    return event_type
+
+
+def make_team_event_type(session: Session, hosts: list[User], **overrides: Any) -> EventType:
+    team = Team(name="Sales", slug=unique("team"))
+    session.add(team)
+    session.commit()
+    for host in hosts:
+        session.add(Membership(team_id=team.id, user_id=host.id))
+    event_type = make_event_type(session, None, team_id=team.id, **overrides)
+    for host in hosts:
+        session.add(EventTypeHost(event_type_id=event_type.id, user_id=host.id))
+    session.commit()
+    return event_type
+
+
+def booking_request(event_type: EventType, **overrides: Any) -> dict[str, Any]:
+    """A valid request body for `create_booking`, as a web app would send it."""
+    start = overrides.pop("start", datetime(2031, 3, 14, 15, 0, tzinfo=UTC))
+    request: dict[str, Any] = {
+        "event_type_id": event_type.id,
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=30)).isoformat(),
+        "booker": {
+            "name": "Ada Booker",
+            "email": f"{unique('ada')}@bookers.example",
+            "time_zone": "Europe/Berlin",
+            "locale": "de",
+        },
+        "responses": {"notes": "See you then"},
+    }
+    request.update(overrides)
+    return request

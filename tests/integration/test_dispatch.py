@@ -1,0 +1,148 @@
+"""Dispatch against a real Prefect server with the deployments of prefect.yaml registered."""
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from prefect.client.orchestration import SyncPrefectClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from booking.models import OutboxEvent
+from booking.service import create_booking
+from booking.settings import Settings
+from deployments.dispatch import PostCommitDispatcher
+from deployments.local import LocalPrefect
+from deployments.names import ARRANGEMENTS, idempotency_key
+from deployments.relay import relay_pending
+from tests.factories import booking_request, make_event_type
+from tests.integration.conftest import runs_of_booking
+
+pytestmark = pytest.mark.integration
+
+
+def dispatcher_for(engine: Engine, settings: Settings, **changes: object) -> PostCommitDispatcher:
+    return PostCommitDispatcher(engine=engine, settings=settings.model_copy(update=changes))
+
+
+def book(engine: Engine, dispatcher: PostCommitDispatcher | None = None, **kw: object):
+    with Session(engine, expire_on_commit=False) as session:
+        event_type = make_event_type(session)
+        return create_booking(
+            booking_request(event_type), session=session, handoff=dispatcher, **kw
+        )
+
+
+def outbox_event(engine: Engine, event_id: str) -> OutboxEvent:
+    with Session(engine) as session:
+        event = session.get(OutboxEvent, event_id)
+        assert event is not None
+        return event
+
+
+@pytest.mark.parametrize("mode", ["bundled", "per-concern"])
+def test_one_booking_starts_the_runs_of_its_arrangement(
+    deployed: LocalPrefect,
+    prefect_client: SyncPrefectClient,
+    engine: Engine,
+    settings: Settings,
+    mode: str,
+) -> None:
+    with dispatcher_for(
+        engine, settings, prefect_api_url=deployed.api_url, dispatch_mode=mode
+    ) as dispatcher:
+        result = book(engine, dispatcher)
+        dispatcher.drain(timeout=30)
+
+    runs = runs_of_booking(prefect_client, result.uid)
+    expected = ARRANGEMENTS[mode]
+    assert len(runs) == len(expected)
+    by_deployment = {prefect_client.read_deployment(r.deployment_id).name: r for r in runs}
+    assert sorted(by_deployment) == sorted(d.name for d in expected)
+    for target in expected:
+        run = by_deployment[target.name]
+        assert run.parameters == {"event_id": result.event_id, "booking_uid": result.uid}
+        assert run.idempotency_key == idempotency_key(result.event_id, target)
+    event = outbox_event(engine, result.event_id)
+    assert event.dispatched_at is not None
+    assert event.flow_run_ids == {name: str(run.id) for name, run in by_deployment.items()}
+
+
+def test_dispatching_an_event_again_starts_no_new_run(
+    deployed: LocalPrefect, prefect_client: SyncPrefectClient, engine: Engine, settings: Settings
+) -> None:
+    with dispatcher_for(
+        engine, settings, prefect_api_url=deployed.api_url, dispatch_mode="per-concern"
+    ) as dispatcher:
+        result = book(engine, dispatcher)
+        dispatcher.drain(timeout=30)
+        first = runs_of_booking(prefect_client, result.uid)
+
+        again = dispatcher.dispatch(result.event_id, timeout=30)
+
+    assert again.dispatched
+    assert sorted(again.runs.values()) == sorted(str(r.id) for r in first)
+    assert len(runs_of_booking(prefect_client, result.uid)) == 3
+
+
+@pytest.fixture
+def silent_api() -> Iterator[str]:
+    """A Prefect API address that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_unreachable_prefect_neither_blocks_booking_nor_loses_the_event(
+    deployed: LocalPrefect,
+    prefect_client: SyncPrefectClient,
+    silent_api: str,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    with dispatcher_for(
+        engine, settings, prefect_api_url=silent_api, dispatch_timeout_seconds=2.0
+    ) as stalled:
+        result = book(engine, stalled)
+        # The booking is committed and answered while the API call is still hanging.
+        assert outbox_event(engine, result.event_id).dispatch_attempts == 0
+        assert result.dispatch == "handed-off"
+        stalled.drain(timeout=30)
+
+    pending = outbox_event(engine, result.event_id)
+    assert pending.dispatched_at is None and pending.dispatch_attempts == 1
+    assert pending.last_error and "post-commit" in pending.last_error
+    assert runs_of_booking(prefect_client, result.uid) == []
+
+    relay_settings = settings.model_copy(
+        update={"prefect_api_url": deployed.api_url, "relay_grace_seconds": 0}
+    )
+    with PostCommitDispatcher(engine=engine, settings=relay_settings) as dispatcher:
+        first = relay_pending(engine=engine, dispatcher=dispatcher, settings=relay_settings)
+        second = relay_pending(engine=engine, dispatcher=dispatcher, settings=relay_settings)
+
+    assert first.claimed >= 1 and first.failed == 0
+    assert second.claimed == 0
+    runs = runs_of_booking(prefect_client, result.uid)
+    assert len(runs) == 1
+    assert outbox_event(engine, result.event_id).flow_run_ids == {"post-commit": str(runs[0].id)}
