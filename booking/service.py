@@ -88,7 +88,7 @@ def create_booking(
     hosts = _hosts_of(session, event_type)
     confirmed = is_confirmed_by_default(event_type)
     status = BookingStatus.ACCEPTED if confirmed else BookingStatus.PENDING
-    uid = secrets.token_urlsafe(16)
+    uid = secrets.token_hex(10)
     mode = handoff.dispatch_mode if handoff else (dispatch_mode or get_settings().dispatch_mode)
 
     if req.dry_run:

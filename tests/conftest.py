@@ -111,6 +111,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalP
 
     BOOKING_TEST_PREFECT_DATABASE_URL switches it to a PostgreSQL backend (CI uses that).
     """
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from deployments.local import LocalPrefect, free_port
@@ -124,5 +125,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalP
     try:
         with temporary_settings({PREFECT_API_URL: stack.api_url}):
             yield stack
+            APILogWorker.drain_all(timeout=5)  # send the last logs while the server runs
     finally:
         stack.stop()

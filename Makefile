@@ -1,0 +1,24 @@
+# make run: set up and run the main job (local Prefect server + worker + demo bookings)
+# make test: set up and run the whole test suite (SQLite, and PostgreSQL when reachable)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: $(VENV)/.installed
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m deployments.demo $(ARGS)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) data

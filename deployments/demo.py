@@ -1,0 +1,156 @@
+"""The main job on embedded defaults: a local Prefect server, worker and a few bookings.
+
+    python -m deployments.demo [--port 4200] [--mode bundled|per-concern]
+
+Everything lives under ./data/demo (bookings in SQLite, Prefect's own SQLite database and logs),
+so a second start reuses the server's history. Ctrl-C stops the worker and the server.
+"""
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from booking.db import make_engine, upgrade_schema
+from booking.models import EventType, OutboxEvent, User
+from booking.service import create_booking
+from booking.settings import DATA_DIR, Settings
+from deployments.dispatch import PostCommitDispatcher
+from deployments.local import LocalPrefect, LocalStackError
+
+logger = logging.getLogger("booking.demo")
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=4200, help="Prefect server and UI port")
+    parser.add_argument("--mode", choices=["bundled", "per-concern"], default="bundled")
+    parser.add_argument("--exit", action="store_true", help="stop after the summary")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    home = DATA_DIR / "demo"
+    database_url = f"sqlite:///{home / 'bookings.db'}"
+    stack = LocalPrefect(
+        home=home / "prefect",
+        port=args.port,
+        ui=True,
+        extra_env={"BOOKING_DATABASE_URL": database_url, "BOOKING_DISPATCH_MODE": args.mode},
+    )
+    try:
+        logger.info("starting Prefect server on %s (first start takes ~20 s) ...", stack.ui_url)
+        stack.start()
+        logger.info("deploying prefect.yaml to work pool booking-pool ...")
+        stack.deploy_all()
+        stack.start_worker()
+        logger.info("worker started; log at %s", stack.log_path("worker"))
+        run_bookings(stack, database_url, args.mode)
+        logger.info("Prefect UI: %s  (flow runs are tagged booking:<uid>)", stack.ui_url)
+        if args.exit:
+            return 0
+        logger.info("serving until Ctrl-C")
+        signal.signal(signal.SIGTERM, _interrupt)
+        while True:
+            time.sleep(1)
+    except LocalStackError as exc:
+        logger.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        logger.info("stopping worker and server ...")
+        stack.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_bookings(stack: LocalPrefect, database_url: str, mode: str) -> None:
+    engine = make_engine(database_url)
+    upgrade_schema(engine)
+    settings = Settings(
+        database_url=database_url, prefect_api_url=stack.api_url, dispatch_mode=mode
+    )
+    with Session(engine, expire_on_commit=False) as session:
+        quick, approval = seed(session)
+        start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+        with PostCommitDispatcher(engine=engine, settings=settings) as dispatcher:
+            booked = create_booking(request(quick, start), session=session, handoff=dispatcher)
+            pending = create_booking(request(approval, start), session=session, handoff=dispatcher)
+            moved = create_booking(
+                request(quick, start + timedelta(hours=3), reschedule_uid=booked.uid),
+                session=session,
+                handoff=dispatcher,
+            )
+            dispatcher.drain(timeout=30)
+        results = [("new", booked), ("needs confirmation", pending), ("reschedule", moved)]
+        for label, result in results:
+            logger.info("booked %-18s uid=%s status=%s", label, result.uid, result.status)
+        wait_for_runs(stack, session, [r.event_id for _, r in results])
+
+
+def wait_for_runs(stack: LocalPrefect, session: Session, event_ids: list[str | None]) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(stack.api_url) as client:
+        deadline = time.monotonic() + 180
+        while True:
+            states = {}
+            for event_id in event_ids:
+                event = session.get(OutboxEvent, event_id)
+                session.refresh(event)
+                for name, run_id in event.flow_run_ids.items():
+                    run = client.read_flow_run(run_id)
+                    states[(event.booking_uid, name, run.name)] = run.state_type.value
+            done = states and all(s in FINAL for s in states.values())
+            if done or time.monotonic() > deadline:
+                break
+            waiting = sum(s not in FINAL for s in states.values())
+            logger.info("waiting for %d of %d flow runs ...", waiting, len(states))
+            time.sleep(3)
+    for (uid, deployment, run_name), state in sorted(states.items()):
+        logger.info("  booking %s  %-13s %-40s %s", uid, deployment, run_name, state)
+
+
+def seed(session: Session) -> tuple[EventType, EventType]:
+    host = session.exec(select(User).where(User.email == "host@demo.example")).first()
+    if host is None:
+        host = User(name="Dana Host", email="host@demo.example", locale="en", time_zone="UTC")
+        session.add(host)
+        session.commit()
+        for slug, needs_ok in (("intro", False), ("consult", True)):
+            session.add(
+                EventType(
+                    slug=slug,
+                    title=slug.title(),
+                    owner_id=host.id,
+                    requires_confirmation=needs_ok,
+                    location="https://meet.demo.example/dana",
+                )
+            )
+        session.commit()
+    types = {
+        e.slug: e for e in session.exec(select(EventType).where(EventType.owner_id == host.id))
+    }
+    return types["intro"], types["consult"]
+
+
+def request(event_type: EventType, start: datetime, **extra: object) -> dict:
+    return {
+        "event_type_id": event_type.id,
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=30)).isoformat(),
+        "booker": {"name": "Sam Booker", "email": "sam@demo.example", "time_zone": "Europe/Paris"},
+        **extra,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
