@@ -98,8 +98,9 @@ class PostCommitDispatcher:
             return
         self.drain(timeout)
         with self._lock:
-            for future in self._in_flight:
-                future.cancel()  # still pending in the outbox: the relay covers it
+            unfinished = list(self._in_flight)
+        for future in unfinished:  # outside the lock: cancel() runs `_finished` at once
+            future.cancel()  # the event stays pending in the outbox: the relay covers it
         asyncio.run_coroutine_threadsafe(self._close_client(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)

@@ -146,3 +146,17 @@ def test_unreachable_prefect_neither_blocks_booking_nor_loses_the_event(
     runs = runs_of_booking(prefect_client, result.uid)
     assert len(runs) == 1
     assert outbox_event(engine, result.event_id).flow_run_ids == {"post-commit": str(runs[0].id)}
+
+
+def test_closing_with_a_dispatch_still_hanging_returns_and_keeps_the_event_pending(
+    silent_api: str, engine: Engine, settings: Settings
+) -> None:
+    stalled = dispatcher_for(
+        engine, settings, prefect_api_url=silent_api, dispatch_timeout_seconds=60.0
+    )
+    result = book(engine, stalled)
+
+    stalled.close(timeout=0.5)
+
+    event = outbox_event(engine, result.event_id)
+    assert event.dispatched_at is None and event.flow_run_ids == {}
