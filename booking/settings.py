@@ -45,6 +45,29 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="How long a relay's claim on an event holds."
     )
 
+    webhook_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Connect timeout of one webhook delivery attempt."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Total time one webhook delivery attempt may take."
+    )
+    webhook_retries: int = Field(
+        default=4, ge=0, description="Retries of a webhook delivery after a transient fault."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, ge=0, description="First retry delay; doubles each retry, plus jitter."
+    )
+    webhook_retry_after_cap_seconds: float = Field(
+        default=60.0, ge=0, description="Longest `Retry-After` a subscriber may ask for."
+    )
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Internal networks (CIDR) webhooks may reach, e.g. 127.0.0.0/8 for tests.",
+    )
+    webhook_response_excerpt_bytes: int = Field(
+        default=1024, ge=0, description="Bytes of a subscriber's answer kept in the log."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

@@ -94,15 +94,41 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-@pytest.fixture
-def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator["Settings"]:
-    """Point the process's settings (as flows read them) at this test's database."""
-    from booking.settings import get_settings
+TEST_SETTINGS = {
+    # Subscribers in tests are real servers on loopback: allow exactly that.
+    "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+    "BOOKING_WEBHOOK_RETRIES": "3",
+    "BOOKING_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
+    "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "1.0",
+    "BOOKING_WEBHOOK_CONNECT_TIMEOUT_SECONDS": "1.0",
+}
 
+
+@pytest.fixture
+def configure(database_url: str, monkeypatch: pytest.MonkeyPatch):
+    """Set `BOOKING_*` variables for this test and reload what caches them."""
+    from booking.settings import get_settings
+    from tasks.clients import http_client
+
+    def apply(**env: str) -> "Settings":
+        for key, value in env.items():
+            monkeypatch.setenv(f"BOOKING_{key.upper()}", value)
+        get_settings.cache_clear()
+        http_client.cache_clear()
+        return get_settings()
+
+    for key, value in TEST_SETTINGS.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("BOOKING_DATABASE_URL", database_url)
+    yield apply
     get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+    http_client.cache_clear()
+
+
+@pytest.fixture
+def settings(configure) -> "Settings":
+    """The process's settings, as flows read them, pointed at this test's database."""
+    return configure()
 
 
 @pytest.fixture(scope="session")

@@ -68,3 +68,12 @@ def booking_request(event_type: EventType, **overrides: Any) -> dict[str, Any]:
     }
     request.update(overrides)
     return request
+
+
+def make_subscription(session: Session, url: str, triggers: list[str], **scope: Any):
+    from booking.models import WebhookSubscription
+
+    subscription = WebhookSubscription(subscriber_url=url, triggers=triggers, **scope)
+    session.add(subscription)
+    session.commit()
+    return subscription

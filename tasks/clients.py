@@ -1,0 +1,21 @@
+"""The HTTP client for outside services: one per process, made on first use from settings."""
+
+from functools import lru_cache
+
+import httpx
+
+from booking.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def http_client() -> httpx.Client:
+    """Shared by every step of the process; redirects are never followed."""
+    settings = get_settings()
+    return httpx.Client(
+        follow_redirects=False,
+        timeout=httpx.Timeout(
+            settings.webhook_timeout_seconds, connect=settings.webhook_connect_timeout_seconds
+        ),
+        headers={"User-Agent": "booking-post-commit/0.1"},
+        trust_env=False,
+    )

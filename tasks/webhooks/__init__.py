@@ -1,0 +1,1 @@
+"""Steps of the webhooks concern: subscribers, bodies, signing, delivery, scheduled triggers."""

@@ -1,0 +1,33 @@
+"""Outbound URL guard: webhooks never reach internal addresses unless allow-listed."""
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+
+
+class RefusedURL(ValueError):
+    """The subscriber URL is not allowed as a webhook target."""
+
+
+def check_url(url: str, allowed_networks: list[str]) -> None:
+    """Refuse non-HTTP(S) URLs and hosts resolving to private, loopback, link-local,
+    multicast, reserved or unspecified addresses, unless every address is allow-listed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RefusedURL("only absolute http(s) URLs can receive webhooks")
+    allowed = [ipaddress.ip_network(net, strict=False) for net in allowed_networks]
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        # DNS can fail for a while: a connection error, so the delivery is retried.
+        raise httpx.ConnectError(
+            f"host {parts.hostname} does not resolve ({exc.strerror})"
+        ) from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if any(address in net for net in allowed):
+            continue
+        if not address.is_global or address.is_multicast:
+            raise RefusedURL(f"host {parts.hostname} resolves to an internal address {address}")

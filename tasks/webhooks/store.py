@@ -1,0 +1,113 @@
+"""Database side of the webhooks concern: subscribers, scheduled triggers, the delivery log."""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, or_, select
+
+from booking.enums import WebhookTrigger, WorkStatus
+from booking.models import ScheduledTrigger, WebhookDelivery, WebhookSubscription
+from booking.models.types import utcnow
+from booking.payload import PostCommitPayload
+
+
+def find_subscriptions(
+    session: Session, payload: PostCommitPayload, triggers: Iterable[WebhookTrigger]
+) -> list[WebhookSubscription]:
+    """Active subscriptions to any of `triggers` for the booking's hosts, event type or team.
+
+    A URL subscribed at several scopes is counted once, at its most specific scope
+    (event type, then user, then team).
+    """
+    wanted = set(triggers)
+    scopes = [
+        col(WebhookSubscription.user_id).in_([h.id for h in payload.hosts]),
+        WebhookSubscription.event_type_id == payload.event_type.id,
+    ]
+    if payload.team_id is not None:
+        scopes.append(WebhookSubscription.team_id == payload.team_id)
+    rows = session.exec(
+        select(WebhookSubscription).where(
+            WebhookSubscription.active == True,  # noqa: E712
+            or_(*scopes),
+        )
+    ).all()
+
+    def specificity(sub: WebhookSubscription) -> tuple[int, int]:
+        rank = 0 if sub.event_type_id else 1 if sub.user_id else 2
+        return rank, sub.id or 0
+
+    chosen: dict[tuple[str, WebhookTrigger], WebhookSubscription] = {}
+    for sub in sorted(rows, key=specificity):
+        for trigger in wanted.intersection(sub.triggers):
+            chosen.setdefault((sub.subscriber_url, trigger), sub)
+    unique = {sub.id: sub for sub in chosen.values()}
+    return sorted(unique.values(), key=lambda s: s.id or 0)
+
+
+def delete_pending_triggers(session: Session, booking_id: int) -> int:
+    """Remove the booking's triggers not yet sent; sent ones stay as history."""
+    result = session.exec(  # type: ignore[call-overload]
+        delete(ScheduledTrigger).where(
+            col(ScheduledTrigger.booking_id) == booking_id,
+            col(ScheduledTrigger.status) == WorkStatus.PENDING,
+        )
+    )
+    return result.rowcount or 0
+
+
+def add_trigger_once(
+    session: Session,
+    *,
+    booking_id: int,
+    subscription_id: int,
+    trigger: WebhookTrigger,
+    due_at: datetime,
+) -> bool:
+    """Store a trigger unless one exists for this booking, subscriber and event."""
+    key = f"{booking_id}:{subscription_id}:{trigger.value}"
+    if session.exec(select(ScheduledTrigger.id).where(ScheduledTrigger.dedupe_key == key)).first():
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                ScheduledTrigger(
+                    dedupe_key=key,
+                    booking_id=booking_id,
+                    subscription_id=subscription_id,
+                    trigger_event=trigger,
+                    due_at=due_at,
+                )
+            )
+    except IntegrityError:  # a concurrent run stored it first
+        return False
+    return True
+
+
+def was_delivered(session: Session, message_id: str) -> bool:
+    return (
+        session.exec(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.message_id == message_id,
+                col(WebhookDelivery.status_code).between(200, 299),
+            )
+        ).first()
+        is not None
+    )
+
+
+def last_attempt(session: Session, message_id: str) -> WebhookDelivery | None:
+    return session.exec(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.message_id == message_id)
+        .order_by(col(WebhookDelivery.id).desc())
+    ).first()
+
+
+def deactivate(session: Session, subscription_id: int, reason: str) -> None:
+    subscription = session.get(WebhookSubscription, subscription_id)
+    if subscription is not None and subscription.active:
+        subscription.active = False
+        subscription.deactivated_reason = f"{reason} at {utcnow().isoformat()}"
+        session.add(subscription)

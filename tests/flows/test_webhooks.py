@@ -1,0 +1,367 @@
+"""The webhooks flow, called directly, delivering to real HTTP subscribers on loopback."""
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from pytest_httpserver import HTTPServer
+from sqlmodel import Session, col, select
+from standardwebhooks import Webhook
+from werkzeug import Request, Response
+
+from booking.db import make_engine
+from booking.enums import WebhookTrigger, WorkStatus
+from booking.models import ScheduledTrigger, WebhookDelivery, WebhookSubscription
+from booking.service import create_booking
+from booking.settings import Settings
+from flows.webhooks import booking_post_commit_webhooks
+from tests.factories import booking_request, make_event_type, make_subscription
+
+SECRET = "whk-secret-1"
+CREATED = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_REQUESTED"]
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture
+def db(settings: Settings):
+    engine = make_engine(settings.database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+    engine.dispose()
+
+
+def book(db: Session, event_type, **overrides):
+    return create_booking(booking_request(event_type, **overrides), session=db)
+
+
+def run_flow(result):
+    return booking_post_commit_webhooks(result.event_id, result.uid, return_state=True)
+
+
+def received(httpserver: HTTPServer, path: str) -> list[Request]:
+    return [request for request, _ in httpserver.log if request.path == path]
+
+
+def attempts(db: Session, subscription_id: int) -> list[WebhookDelivery]:
+    db.expire_all()
+    return list(
+        db.exec(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.subscription_id == subscription_id)
+            .order_by(col(WebhookDelivery.id))
+        )
+    )
+
+
+def test_created_booking_is_signed_and_sent_to_matching_subscribers_only(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    event_type = make_event_type(db)
+    other = make_event_type(db)
+    make_subscription(
+        db, httpserver.url_for("/mine"), CREATED, user_id=event_type.owner_id, secret=SECRET
+    )
+    make_subscription(
+        db, httpserver.url_for("/cancel-only"), ["BOOKING_CANCELLED"], event_type_id=event_type.id
+    )
+    make_subscription(db, httpserver.url_for("/other-host"), CREATED, user_id=other.owner_id)
+    httpserver.expect_request("/mine", method="POST").respond_with_data("ok")
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_completed()
+    (request,) = received(httpserver, "/mine")
+    assert received(httpserver, "/cancel-only") == received(httpserver, "/other-host") == []
+    body = request.get_data()
+    assert (
+        request.headers["X-Cal-Signature-256"]
+        == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    )
+    Webhook(SECRET.encode()).verify(body, dict(request.headers))
+    envelope = json.loads(body)
+    assert envelope["triggerEvent"] == "BOOKING_CREATED"
+    assert envelope["payload"]["uid"] == result.uid
+    assert request.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("fields", "reschedule", "expected"),
+    [
+        ({"requires_confirmation": True}, False, "BOOKING_REQUESTED"),
+        ({}, True, "BOOKING_RESCHEDULED"),
+    ],
+)
+def test_requested_and_rescheduled_bookings_send_their_event(
+    db: Session, httpserver: HTTPServer, fields: dict, reschedule: bool, expected: str
+) -> None:
+    event_type = make_event_type(db, **fields)
+    make_subscription(db, httpserver.url_for("/hook"), CREATED, event_type_id=event_type.id)
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    original = book(db, event_type) if reschedule else None
+    result = book(db, event_type, reschedule_uid=original.uid if original else None)
+
+    state = run_flow(result)
+
+    assert state.is_completed()
+    (request,) = received(httpserver, "/hook")
+    envelope = json.loads(request.get_data())
+    assert envelope["triggerEvent"] == expected
+    assert envelope["payload"]["rescheduleUid"] == (original.uid if original else None)
+    assert request.headers["X-Cal-Signature-256"] == "no-secret-provided"
+
+
+def test_500_500_200_is_one_delivery_after_three_attempts_with_one_webhook_id(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db, httpserver.url_for("/flaky"), CREATED, event_type_id=event_type.id, secret=SECRET
+    )
+    for status in (500, 500, 200):
+        httpserver.expect_ordered_request("/flaky").respond_with_data("x" * 5000, status=status)
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_completed()
+    requests = received(httpserver, "/flaky")
+    assert len(requests) == 3
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    log = attempts(db, sub.id)
+    assert [(a.attempt, a.status_code) for a in log] == [(1, 500), (2, 500), (3, 200)]
+    assert {a.message_id for a in log} == {requests[0].headers["webhook-id"]}
+    assert all(len(a.response_excerpt) == 1024 for a in log)  # capped
+
+
+def test_404_is_not_retried_and_fails_the_flow(db: Session, httpserver: HTTPServer) -> None:
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db, httpserver.url_for("/missing"), CREATED, event_type_id=event_type.id
+    )
+    httpserver.expect_request("/missing").respond_with_data("nope", status=404)
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_failed()
+    assert len(received(httpserver, "/missing")) == 1
+    assert [a.status_code for a in attempts(db, sub.id)] == [404]
+
+
+def test_410_deactivates_the_subscription(db: Session, httpserver: HTTPServer) -> None:
+    event_type = make_event_type(db)
+    sub = make_subscription(db, httpserver.url_for("/gone"), CREATED, event_type_id=event_type.id)
+    httpserver.expect_request("/gone").respond_with_data("", status=410)
+    result = book(db, event_type)
+
+    run_flow(result)
+
+    db.expire_all()
+    assert db.get(WebhookSubscription, sub.id).active is False
+    assert len(received(httpserver, "/gone")) == 1
+
+
+def test_a_slow_subscriber_times_out_and_is_retried(db: Session, httpserver: HTTPServer) -> None:
+    event_type = make_event_type(db)
+    sub = make_subscription(db, httpserver.url_for("/slow"), CREATED, event_type_id=event_type.id)
+    calls: list[float] = []
+
+    def slow_once(request: Request) -> Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(1.4)  # beyond the 1 s attempt timeout of the tests' settings
+        return Response("ok")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow_once)
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_completed()
+    log = attempts(db, sub.id)
+    assert log[0].status_code is None and "Timeout" in log[0].error
+    assert log[-1].status_code == 200 and len(log) == 2
+
+
+def test_a_redirect_is_not_followed(db: Session, httpserver: HTTPServer) -> None:
+    event_type = make_event_type(db)
+    sub = make_subscription(db, httpserver.url_for("/moved"), CREATED, event_type_id=event_type.id)
+    httpserver.expect_request("/moved").respond_with_data(
+        "", status=302, headers={"Location": httpserver.url_for("/target")}
+    )
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_failed()
+    assert received(httpserver, "/target") == []
+    assert "redirects are not followed" in attempts(db, sub.id)[0].error
+
+
+def test_retry_after_is_honoured(db: Session, httpserver: HTTPServer) -> None:
+    event_type = make_event_type(db)
+    make_subscription(db, httpserver.url_for("/busy"), CREATED, event_type_id=event_type.id)
+    httpserver.expect_ordered_request("/busy").respond_with_data(
+        "", status=429, headers={"Retry-After": "2"}
+    )
+    httpserver.expect_ordered_request("/busy").respond_with_data("ok")
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_completed()
+    first, second = (r for r, _ in httpserver.log)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    log = attempts(db, make_subscription_id(db, httpserver.url_for("/busy")))
+    assert log[1].created_at - log[0].created_at >= timedelta(seconds=2)
+
+
+def make_subscription_id(db: Session, url: str) -> int:
+    return db.exec(
+        select(WebhookSubscription.id).where(WebhookSubscription.subscriber_url == url)
+    ).one()
+
+
+def test_a_template_renders_and_a_hostile_one_is_contained(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    event_type = make_event_type(db)
+    make_subscription(
+        db,
+        httpserver.url_for("/templated"),
+        CREATED,
+        event_type_id=event_type.id,
+        payload_template='{"text": "{{ title }} at {{ startTime }}"}',
+    )
+    hostile = make_subscription(
+        db,
+        httpserver.url_for("/hostile"),
+        CREATED,
+        event_type_id=event_type.id,
+        payload_template="{{ cycler.__init__.__globals__.os.popen('touch /tmp/pwned').read() }}",
+    )
+    httpserver.expect_request("/templated").respond_with_data("ok")
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_failed()
+    (request,) = received(httpserver, "/templated")
+    assert json.loads(request.get_data())["text"].endswith("at 2031-03-14T15:00:00Z")
+    assert received(httpserver, "/hostile") == []
+    (attempt,) = attempts(db, hostile.id)
+    assert "unsafe" in attempt.error
+
+
+def test_an_internal_url_is_refused_unless_allow_listed(
+    db: Session, httpserver: HTTPServer, configure
+) -> None:
+    configure(webhook_allowed_networks="[]")
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db, httpserver.url_for("/internal"), CREATED, event_type_id=event_type.id
+    )
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_failed()
+    assert received(httpserver, "/internal") == []
+    (attempt,) = attempts(db, sub.id)
+    assert "internal address" in attempt.error
+
+
+def test_one_failing_subscriber_does_not_stop_the_others(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    event_type = make_event_type(db)
+    make_subscription(db, httpserver.url_for("/down"), CREATED, event_type_id=event_type.id)
+    make_subscription(db, httpserver.url_for("/up"), CREATED, event_type_id=event_type.id)
+    httpserver.expect_request("/down").respond_with_data("", status=503)
+    httpserver.expect_request("/up").respond_with_data("ok")
+    result = book(db, event_type)
+
+    state = run_flow(result)
+
+    assert state.is_failed()
+    assert len(received(httpserver, "/up")) == 1
+    assert len(received(httpserver, "/down")) == 4  # first attempt and three retries
+
+
+def test_a_rerun_does_not_send_a_delivered_message_again(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    event_type = make_event_type(db)
+    make_subscription(db, httpserver.url_for("/once"), CREATED, event_type_id=event_type.id)
+    httpserver.expect_request("/once").respond_with_data("ok")
+    result = book(db, event_type)
+
+    run_flow(result)
+    again = run_flow(result)
+
+    assert again.is_completed()
+    assert len(received(httpserver, "/once")) == 1
+
+
+def test_meeting_triggers_are_stored_when_confirmed_and_dropped_on_reschedule(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    event_type = make_event_type(db)
+    make_subscription(
+        db,
+        httpserver.url_for("/meetings"),
+        ["MEETING_STARTED", "MEETING_ENDED"],
+        user_id=event_type.owner_id,
+    )
+    original = book(db, event_type)
+    run_flow(original)
+    run_flow(original)  # idempotent: still one row per trigger
+
+    stored = db.exec(
+        select(ScheduledTrigger).where(ScheduledTrigger.booking_id == original.booking_id)
+    ).all()
+    assert sorted((t.trigger_event, t.due_at.isoformat()) for t in stored) == [
+        (WebhookTrigger.MEETING_ENDED, "2031-03-14T15:30:00+00:00"),
+        (WebhookTrigger.MEETING_STARTED, "2031-03-14T15:00:00+00:00"),
+    ]
+    assert all(t.status == WorkStatus.PENDING for t in stored)
+
+    moved = book(db, event_type, reschedule_uid=original.uid)
+    run_flow(moved)
+
+    db.expire_all()
+    assert (
+        db.exec(
+            select(ScheduledTrigger).where(ScheduledTrigger.booking_id == original.booking_id)
+        ).all()
+        == []
+    )
+    assert (
+        len(
+            db.exec(
+                select(ScheduledTrigger).where(ScheduledTrigger.booking_id == moved.booking_id)
+            ).all()
+        )
+        == 2
+    )
+
+
+def test_pending_booking_stores_no_meeting_triggers(db: Session) -> None:
+    event_type = make_event_type(db, requires_confirmation=True)
+    make_subscription(
+        db, "http://127.0.0.1:9/meetings", ["MEETING_STARTED"], event_type_id=event_type.id
+    )
+    result = book(db, event_type)
+
+    assert run_flow(result).is_completed()
+    assert (
+        db.exec(
+            select(ScheduledTrigger).where(ScheduledTrigger.booking_id == result.booking_id)
+        ).all()
+        == []
+    )
