@@ -1,5 +1,6 @@
 """The HTTP client for outside services: one per process, made on first use from settings."""
 
+import logging
 from functools import lru_cache
 
 import httpx
@@ -11,6 +12,8 @@ from booking.settings import get_settings
 def http_client() -> httpx.Client:
     """Shared by every step of the process; redirects are never followed."""
     settings = get_settings()
+    # httpx logs each request's full URL at INFO; subscriber URLs may carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return httpx.Client(
         follow_redirects=False,
         timeout=httpx.Timeout(
