@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,31 @@ class Settings(BaseSettings):
     webhook_response_excerpt_bytes: int = Field(
         default=1024, ge=0, description="Bytes of a subscriber's answer kept in the log."
     )
+
+    provider_retries: int = Field(
+        default=4, ge=0, description="Retries of an integration step after a transient fault."
+    )
+    provider_retry_base_seconds: float = Field(
+        default=5.0, ge=0, description="First retry delay of integration steps; doubles, +jitter."
+    )
+    push_base_url: str | None = Field(
+        default=None, description="FCM HTTP v1 compatible API base URL; unset disables push."
+    )
+    push_project_id: str = Field(default="booking", description="Project id in the push URL.")
+    push_token: SecretStr | None = Field(default=None, description="Bearer token of the push API.")
+    chat_base_url: str | None = Field(
+        default=None, description="Chat sync API base URL; unset disables chat sync."
+    )
+    chat_api_key: SecretStr | None = Field(default=None, description="Bearer key of the chat API.")
+    customerio_track_url: str | None = Field(
+        default=None, description="Customer.io Track API base URL; unset disables identify."
+    )
+    customerio_site_id: str | None = Field(default=None, description="Customer.io site id.")
+    customerio_api_key: SecretStr | None = Field(default=None, description="Customer.io API key.")
+    analytics_url: str | None = Field(
+        default=None, description="Analytics events endpoint; unset disables analytics."
+    )
+    analytics_api_key: SecretStr | None = Field(default=None, description="Analytics API key.")
 
     @field_validator("database_url")
     @classmethod

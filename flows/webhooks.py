@@ -7,14 +7,15 @@ MEETING_ENDED triggers that the periodic delivery flow sends later. Runs as a su
 messages already delivered are not sent again.
 """
 
-from prefect import flow, get_run_logger, tags
+from prefect import flow, tags
 from prefect.artifacts import create_markdown_artifact
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
 from booking.settings import get_settings
 from booking.timeutil import iso_utc
 from deployments.names import WEBHOOKS, booking_tag
-from tasks.retry import backoff_delays
+from flows.outcome import conclude
+from tasks.retry import with_policy
 from tasks.snapshot import load_snapshot
 from tasks.webhooks.body import booking_data, booking_trigger, message_id
 from tasks.webhooks.steps import (
@@ -41,11 +42,10 @@ def booking_post_commit_webhooks(event_id: str, booking_uid: str) -> State:
                 payload, return_state=True
             )
         subscribers = find_subscribers(payload, trigger)
-        deliver = deliver_webhook.with_options(
+        deliver = with_policy(
+            deliver_webhook,
             retries=settings.webhook_retries,
-            retry_delay_seconds=backoff_delays(
-                settings.webhook_retries, base=settings.webhook_retry_base_seconds
-            ),
+            base_seconds=settings.webhook_retry_base_seconds,
         )
         data = booking_data(payload, trigger)
         futures = {
@@ -68,16 +68,7 @@ def booking_post_commit_webhooks(event_id: str, booking_uid: str) -> State:
             steps[f"deliver to {sub.host} #{sub.subscription_id}"] = future.state
 
     _summarise(booking_uid, trigger.value, steps)
-    failed = [name for name, state in steps.items() if not state.is_completed()]
-    if failed:
-        for name in failed:
-            get_run_logger().error(
-                "booking %s: step %r failed: %s", booking_uid, name, steps[name].message
-            )
-        return Failed(
-            message=f"{len(failed)} of {len(steps)} webhook steps failed: " + ", ".join(failed)
-        )
-    return Completed(message=f"{trigger.value}: {len(futures)} subscribers delivered")
+    return conclude("webhooks", booking_uid, steps)
 
 
 def _summarise(booking_uid: str, trigger: str, steps: dict[str, State]) -> None:

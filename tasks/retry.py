@@ -5,11 +5,14 @@ here, once per decorated task (each process re-imports the flows, so workers dif
 """
 
 import random
+from email.utils import parsedate_to_datetime
 
 import httpx
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from sqlalchemy.exc import DBAPIError, OperationalError
+
+from booking.models.types import utcnow
 
 RETRIES = 4
 BASE_DELAY_SECONDS = 2.0
@@ -60,3 +63,41 @@ def retry_transient(task: object, task_run: TaskRun, state: State) -> bool:
     """`retry_condition_fn` for every step: retry timeouts, connection errors, 5xx and 429."""
     exc = state.data if isinstance(state.data, BaseException) else None
     return exc is not None and is_transient(exc)
+
+
+class ProviderRejected(Exception):
+    """A provider refused the request with a 4xx a retry cannot fix."""
+
+
+def raise_for_provider(response: httpx.Response, provider: str) -> None:
+    """Sort a provider's answer: 2xx passes, 429/5xx retry, any other status fails for good.
+
+    The message names the provider and status only: bodies may echo credentials or data.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 429 or status >= 500:
+        raise TransientHTTPError(status, parse_retry_after(response.headers.get("Retry-After")))
+    raise ProviderRejected(f"{provider} answered {status}")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - utcnow()).total_seconds())
+
+
+def with_policy(step, *, retries: int, base_seconds: float):  # noqa: ANN001, ANN201
+    """The step with this deployment's retry count and first delay (settings decide)."""
+    return step.with_options(
+        retries=retries, retry_delay_seconds=backoff_delays(retries, base=base_seconds)
+    )

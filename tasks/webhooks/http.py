@@ -2,11 +2,10 @@
 
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 import httpx
 
-from booking.models.types import utcnow
+from tasks.retry import parse_retry_after
 
 
 @dataclass(frozen=True)
@@ -55,17 +54,3 @@ def _read_excerpt(response: httpx.Response, limit: int, deadline: float) -> str:
         if len(kept) >= limit or time.perf_counter() > deadline:
             break
     return kept.decode("utf-8", errors="replace")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())

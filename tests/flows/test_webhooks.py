@@ -365,3 +365,37 @@ def test_pending_booking_stores_no_meeting_triggers(db: Session) -> None:
         ).all()
         == []
     )
+
+
+def test_the_run_summarises_deliveries_and_never_logs_the_secret(
+    db: Session, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db,
+        httpserver.url_for("/hook?token=abc"),
+        CREATED,
+        event_type_id=event_type.id,
+        secret=SECRET,
+    )
+    httpserver.expect_request("/hook").respond_with_data("", status=500)
+    result = book(db, event_type)
+
+    with caplog.at_level("INFO"):
+        state = run_flow(result)
+
+    assert state.is_failed()
+    logged = "\n".join(
+        f"{record.name}: {record.getMessage()}"
+        for record in caplog.records
+        if record.name != "werkzeug"  # the subscriber stand-in's own access log
+    )
+    assert SECRET not in logged and "token=abc" not in logged
+    assert all(SECRET not in (a.error or "") for a in attempts(db, sub.id))
+    with get_client(sync_client=True) as client:
+        (summary,) = [
+            a for a in client.read_artifacts() if a.key == f"webhooks-{result.uid.lower()}"
+        ]
+    assert "deliver to localhost" in summary.data and "FAILED" in summary.data

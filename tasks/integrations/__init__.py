@@ -1,0 +1,1 @@
+"""Steps of the integrations concern: push, chat sync, Customer.io, contacts, analytics."""

@@ -1,0 +1,181 @@
+"""The steps of the integrations flow, one Prefect task each (push: one per device)."""
+
+from dataclasses import dataclass
+
+import httpx
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import col, func, select
+
+from booking.db import engine_for, session_scope
+from booking.models import Booking, BookingHost, ChatAccount, PushDevice
+from booking.payload import PostCommitPayload
+from booking.settings import Settings, get_settings
+from tasks.clients import http_client
+from tasks.integrations import contacts
+from tasks.integrations.messages import (
+    analytics_event,
+    chat_booking,
+    is_chat_syncable,
+    push_message,
+)
+from tasks.retry import backoff_delays, raise_for_provider, retry_transient
+
+POLICY = {
+    "retries": 4,
+    "retry_delay_seconds": backoff_delays(4),
+    "retry_condition_fn": retry_transient,
+    "cache_policy": NO_CACHE,
+}
+UNREGISTERED = {"UNREGISTERED", "INVALID_ARGUMENT", "NOT_FOUND"}
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    token: str
+
+
+def _settings_and_engine() -> tuple[Settings, object]:
+    settings = get_settings()
+    return settings, engine_for(settings.database_url)
+
+
+def _bearer(secret: object) -> dict[str, str]:
+    value = secret.get_secret_value() if secret is not None else ""  # type: ignore[attr-defined]
+    return {"Authorization": f"Bearer {value}"}
+
+
+@task(name="find host push devices", **POLICY)
+def find_push_devices(payload: PostCommitPayload) -> list[Device]:
+    """The organizer's registered devices, when push is configured."""
+    settings, engine = _settings_and_engine()
+    if not settings.push_base_url:
+        get_run_logger().info("push not configured: no notification sent")
+        return []
+    with session_scope(engine) as session:  # type: ignore[arg-type]
+        rows = session.exec(
+            select(PushDevice).where(PushDevice.user_id == payload.organizer.id)
+        ).all()
+        devices = [Device(row.id, row.token) for row in rows]  # type: ignore[arg-type]
+    if not devices:
+        get_run_logger().info("host %s has no push devices", payload.organizer.id)
+    return devices
+
+
+@task(name="send push to host device", **POLICY)
+def send_push(payload: PostCommitPayload, device: Device) -> str:
+    """One FCM-style message to one device; an invalid token is unregistered."""
+    settings, engine = _settings_and_engine()
+    url = f"{settings.push_base_url}/v1/projects/{settings.push_project_id}/messages:send"
+    response = http_client().post(
+        url, json=push_message(payload, device.token), headers=_bearer(settings.push_token)
+    )
+    if response.status_code in (400, 404) and _fcm_status(response) in UNREGISTERED:
+        with session_scope(engine) as session:  # type: ignore[arg-type]
+            row = session.get(PushDevice, device.id)
+            if row is not None:
+                session.delete(row)
+        get_run_logger().info("device %s token is no longer valid: unregistered", device.id)
+        return "unregistered"
+    raise_for_provider(response, "push provider")
+    return "sent"
+
+
+def _fcm_status(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("error", {}).get("status")
+    except ValueError:
+        return None
+
+
+@task(name="sync booking to chat", **POLICY)
+def sync_chat(payload: PostCommitPayload) -> str:
+    """POST a new accepted booking (PATCH a reschedule) for hosts with chat accounts."""
+    settings, engine = _settings_and_engine()
+    if not settings.chat_base_url:
+        return _skip("chat sync not configured")
+    if not is_chat_syncable(payload):
+        return _skip(f"booking is {payload.status.value}, not ACCEPTED: no chat sync")
+    with session_scope(engine) as session:  # type: ignore[arg-type]
+        accounts = list(
+            session.exec(
+                select(ChatAccount.account_id).where(ChatAccount.user_id == payload.organizer.id)
+            )
+        )
+    if not accounts:
+        return _skip("host has no connected chat accounts")
+    response = http_client().request(
+        "PATCH" if payload.is_reschedule else "POST",
+        f"{settings.chat_base_url}/cal_booking",
+        json=chat_booking(payload, accounts),
+        headers={**_bearer(settings.chat_api_key), "Idempotency-Key": f"{payload.event_id}:chat"},
+    )
+    raise_for_provider(response, "chat")
+    return "patched" if payload.is_reschedule else "posted"
+
+
+@task(name="identify hosts in Customer.io", **POLICY)
+def identify_hosts(payload: PostCommitPayload) -> str:
+    """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
+    settings, engine = _settings_and_engine()
+    if not (settings.customerio_track_url and settings.customerio_site_id):
+        return _skip("Customer.io not configured")
+    api_key = settings.customerio_api_key.get_secret_value() if settings.customerio_api_key else ""
+    with session_scope(engine) as session:  # type: ignore[arg-type]
+        counts = dict(
+            session.exec(
+                select(BookingHost.user_id, func.count())
+                .join(Booking, col(Booking.id) == BookingHost.booking_id)
+                .where(col(BookingHost.user_id).in_([h.id for h in payload.hosts]))
+                .group_by(BookingHost.user_id)
+            ).all()
+        )
+    for host in payload.hosts:
+        response = http_client().put(
+            f"{settings.customerio_track_url}/api/v1/customers/{host.id}",
+            auth=(settings.customerio_site_id, api_key),
+            json={
+                "email": host.email,
+                "name": host.name,
+                "last_booking_at": int(payload.created_at.timestamp()),
+                "last_booking_uid": payload.booking_uid,
+                "bookings_count": counts.get(host.id, 0),
+            },
+        )
+        raise_for_provider(response, "Customer.io")
+    return f"identified {len(payload.hosts)} hosts"
+
+
+@task(name="sync booker to host contacts", **POLICY)
+def sync_contacts(payload: PostCommitPayload) -> str:
+    """Upsert the booker and the other attendees into the organizer's contacts."""
+    _, engine = _settings_and_engine()
+    with session_scope(engine) as session:  # type: ignore[arg-type]
+        changed = contacts.upsert_attendees(session, payload)
+    return f"upserted {changed} contacts"
+
+
+@task(name="send analytics event", **POLICY)
+def send_analytics(payload: PostCommitPayload) -> str:
+    """One lead/conversion event per booking; the idempotency key makes retries count once."""
+    settings, _ = _settings_and_engine()
+    if not settings.analytics_url:
+        return _skip("analytics not configured")
+    if not payload.tracking_id:
+        return _skip("booking carries no tracking id")
+    response = http_client().post(
+        settings.analytics_url,
+        json=analytics_event(payload),
+        headers={
+            **_bearer(settings.analytics_api_key),
+            "Idempotency-Key": f"{payload.booking_uid}:analytics",
+        },
+    )
+    raise_for_provider(response, "analytics")
+    return "sent"
+
+
+def _skip(reason: str) -> str:
+    get_run_logger().info("%s", reason)
+    return f"skipped: {reason}"
