@@ -9,7 +9,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
-from sqlmodel import Session, create_engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, create_engine, select
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -63,3 +64,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def engine_for(url: str) -> Engine:
     """One engine per URL per process, created on first use (flows share it with subflows)."""
     return make_engine(url)
+
+
+def insert_once(session: Session, row: Any) -> bool:
+    """Add `row` unless a row with its `dedupe_key` exists; safe against concurrent runs."""
+    model = type(row)
+    if session.exec(select(model.id).where(model.dedupe_key == row.dedupe_key)).first():
+        return False
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # a concurrent run stored it first
+        return False
+    return True

@@ -6,26 +6,36 @@ turns it back into text. Unknown locales fall back to the base language, then to
 
 CATALOGUE: dict[str, dict[str, str]] = {
     "en": {
+        "reminder_subject": "Reminder: {title} at {when}",
+        "reminder_body": 'Hello {name},\n\nthis is a reminder of "{title}" with {organizer} on {when}.\n\nLocation: {location}\n',
         "booking_created": "New booking",
         "booking_rescheduled": "Booking rescheduled",
         "booking_requested": "New booking request",
     },
     "de": {
+        "reminder_subject": "Erinnerung: {title} am {when}",
+        "reminder_body": 'Hallo {name},\n\ndies ist eine Erinnerung an "{title}" mit {organizer} am {when}.\n\nOrt: {location}\n',
         "booking_created": "Neue Buchung",
         "booking_rescheduled": "Buchung verschoben",
         "booking_requested": "Neue Buchungsanfrage",
     },
     "fr": {
+        "reminder_subject": "Rappel : {title} le {when}",
+        "reminder_body": "Bonjour {name},\n\nceci est un rappel pour « {title} » avec {organizer} le {when}.\n\nLieu : {location}\n",
         "booking_created": "Nouvelle réservation",
         "booking_rescheduled": "Réservation reportée",
         "booking_requested": "Nouvelle demande de réservation",
     },
     "es": {
+        "reminder_subject": "Recordatorio: {title} el {when}",
+        "reminder_body": 'Hola {name},\n\nte recordamos "{title}" con {organizer} el {when}.\n\nLugar: {location}\n',
         "booking_created": "Nueva reserva",
         "booking_rescheduled": "Reserva reprogramada",
         "booking_requested": "Nueva solicitud de reserva",
     },
     "pt": {
+        "reminder_subject": "Lembrete: {title} em {when}",
+        "reminder_body": 'Olá {name},\n\neste é um lembrete de "{title}" com {organizer} em {when}.\n\nLocal: {location}\n',
         "booking_created": "Nova reserva",
         "booking_rescheduled": "Reserva reagendada",
         "booking_requested": "Novo pedido de reserva",

@@ -4,9 +4,10 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from booking.claims import claim
 from booking.db import session_scope
 from booking.errors import UnknownOutboxEvent
 from booking.models import OutboxEvent
@@ -71,31 +72,18 @@ def claim_pending(
     limit: int,
     now: datetime | None = None,
 ) -> list[str]:
-    """Claim up to `limit` undispatched events for one relay pass and return their ids.
-
-    A claim is a lease (`claimed_until`), so a relay killed mid-pass frees its events when the
-    lease runs out. One UPDATE ... RETURNING re-checks the claim conditions as it writes: on
-    PostgreSQL the candidates are locked with SKIP LOCKED, and SQLite runs the statement under
-    its single writer lock, so two relays never claim one event on either backend.
-    """
+    """Claim up to `limit` undispatched events older than `older_than` for one relay pass."""
     now = now or utcnow()
-    claimable = (
-        OutboxEvent.dispatched_at.is_(None),  # type: ignore[union-attr]
-        OutboxEvent.created_at <= now - older_than,  # type: ignore[operator]
-        OutboxEvent.claimed_until.is_(None) | (OutboxEvent.claimed_until < now),  # type: ignore[union-attr,operator]
-    )
-    candidates = (
-        select(OutboxEvent.id)
-        .where(*claimable)
-        .order_by(OutboxEvent.created_at)  # type: ignore[arg-type]
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claim = (
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_(candidates), *claimable)  # type: ignore[attr-defined]
-        .values(claimed_until=now + lease)
-        .returning(OutboxEvent.id)
-    )
     with session_scope(engine) as session:
-        return list(session.scalars(claim))
+        return claim(
+            session,
+            OutboxEvent,
+            conditions=(
+                OutboxEvent.dispatched_at.is_(None),  # type: ignore[union-attr]
+                OutboxEvent.created_at <= now - older_than,  # type: ignore[operator]
+            ),
+            order_by=OutboxEvent.created_at,
+            limit=limit,
+            now=now,
+            lease_until=now + lease,
+        )

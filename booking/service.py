@@ -23,15 +23,9 @@ from booking.errors import (
 )
 from booking.models import Attendee, Booking, BookingHost, EventType, EventTypeHost, User
 from booking.models.types import utcnow
-from booking.payload import (
-    AttendeeSnapshot,
-    EventTypeSnapshot,
-    HostSnapshot,
-    PostCommitPayload,
-    RescheduleSnapshot,
-)
 from booking.schemas import BookingRequest, BookingResult
 from booking.settings import DispatchMode, get_settings
+from booking.snapshot import build_payload, is_confirmed_by_default
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +55,6 @@ def parse_request(request: BookingRequest | Mapping[str, Any]) -> BookingRequest
             for error in exc.errors(include_input=False, include_url=False)
         }
         raise InvalidBookingRequest(problems) from None
-
-
-def is_confirmed_by_default(event_type: EventType) -> bool:
-    return not event_type.requires_confirmation and event_type.price == 0
 
 
 def create_booking(
@@ -106,7 +96,7 @@ def create_booking(
 
     try:
         booking = _write_booking(session, req, event_type, hosts, uid, status, original)
-        payload = _payload(booking, req, event_type, hosts, confirmed, original)
+        payload = build_payload(session, booking, event_id=outbox.new_event_id())
         outbox.add_event(session, payload, dispatch_mode=mode)
         session.commit()
     except BaseException:
@@ -220,72 +210,3 @@ def _write_booking(
         session.add(original)
     session.flush()
     return booking
-
-
-def _payload(
-    booking: Booking,
-    req: BookingRequest,
-    event_type: EventType,
-    hosts: list[User],
-    confirmed: bool,
-    original: Booking | None,
-) -> PostCommitPayload:
-    host_snapshots = [
-        HostSnapshot(
-            id=h.id,
-            name=h.name,
-            email=h.email,
-            time_zone=h.time_zone,
-            locale=h.locale,
-            time_format=h.time_format,
-        )
-        for h in hosts
-    ]
-    return PostCommitPayload(
-        event_id=outbox.new_event_id(),
-        booking_id=booking.id,
-        booking_uid=booking.uid,
-        title=booking.title,
-        description=booking.description,
-        start=booking.start_time,
-        end=booking.end_time,
-        created_at=booking.created_at,
-        status=booking.status,
-        location=booking.location,
-        metadata=booking.booking_metadata,
-        responses=booking.responses,
-        tracking_id=booking.tracking_id,
-        confirmed_by_default=confirmed,
-        team_id=booking.team_id,
-        event_type=EventTypeSnapshot(
-            id=event_type.id,
-            slug=event_type.slug,
-            title=event_type.title,
-            length_minutes=event_type.length_minutes,
-            price=event_type.price,
-            currency=event_type.currency,
-            requires_confirmation=event_type.requires_confirmation,
-            owner_id=event_type.owner_id,
-            team_id=event_type.team_id,
-        ),
-        organizer=host_snapshots[0],
-        hosts=host_snapshots,
-        attendees=[
-            AttendeeSnapshot(
-                name=a.name,
-                email=str(a.email),
-                time_zone=a.time_zone,
-                locale=a.locale,
-                phone_number=a.phone_number,
-            )
-            for a in (req.booker, *req.guests)
-        ],
-        reschedule=RescheduleSnapshot(
-            original_uid=original.uid,
-            original_booking_id=original.id,
-            original_start=original.start_time,
-            original_end=original.end_time,
-        )
-        if original
-        else None,
-    )

@@ -93,6 +93,36 @@ class Settings(BaseSettings):
     )
     analytics_api_key: SecretStr | None = Field(default=None, description="Analytics API key.")
 
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for reminder emails.")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP session with STARTTLS."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP user, if it needs login.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(
+        default="Bookings <no-reply@bookings.example>", description="From address of reminders."
+    )
+    sms_base_url: str | None = Field(
+        default=None, description="Twilio-compatible SMS API base URL; unset disables SMS."
+    )
+    sms_account_sid: str | None = Field(default=None, description="SMS account id (basic user).")
+    sms_auth_token: SecretStr | None = Field(default=None, description="SMS auth token.")
+    sms_from: str = Field(default="+15550000000", description="Sender number of SMS reminders.")
+    attendance_base_url: str | None = Field(
+        default=None, description="Meeting attendance API (Daily-like) for no-show checks."
+    )
+    attendance_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key of the attendance API."
+    )
+    due_batch_size: int = Field(default=50, gt=0, description="Due items one sweep claims.")
+    due_max_attempts: int = Field(
+        default=5, gt=0, description="Sweeps that may try one due item before it stays failed."
+    )
+    due_lease_seconds: float = Field(
+        default=300.0, gt=0, description="How long a sweep's claim on a due item holds."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

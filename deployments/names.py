@@ -23,10 +23,11 @@ POST_COMMIT = DeploymentName("booking-post-commit", "post-commit")
 WEBHOOKS = DeploymentName("booking-post-commit-webhooks", "webhooks")
 INTEGRATIONS = DeploymentName("booking-post-commit-integrations", "integrations")
 SCHEDULING = DeploymentName("booking-post-commit-scheduling", "scheduling")
+DELIVER_DUE_WORK = DeploymentName("deliver-due-work", "deliver-due-work")
 OUTBOX_RELAY = DeploymentName("outbox-relay", "outbox-relay")
 
 CONCERNS = (WEBHOOKS, INTEGRATIONS, SCHEDULING)
-ALL = (POST_COMMIT, *CONCERNS, OUTBOX_RELAY)
+ALL = (POST_COMMIT, *CONCERNS, DELIVER_DUE_WORK, OUTBOX_RELAY)
 
 # What one committed booking starts, by the `dispatch_mode` setting.
 ARRANGEMENTS: dict[str, tuple[DeploymentName, ...]] = {

@@ -4,6 +4,7 @@ import logging
 from functools import lru_cache
 
 import httpx
+from pydantic import SecretStr
 
 from booking.settings import get_settings
 
@@ -22,3 +23,8 @@ def http_client() -> httpx.Client:
         headers={"User-Agent": "booking-post-commit/0.1"},
         trust_env=False,
     )
+
+
+def bearer(secret: SecretStr | None) -> dict[str, str]:
+    """An Authorization header for a configured key; none when no key is set."""
+    return {"Authorization": f"Bearer {secret.get_secret_value()}"} if secret else {}

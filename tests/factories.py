@@ -77,3 +77,24 @@ def make_subscription(session: Session, url: str, triggers: list[str], **scope: 
     session.add(subscription)
     session.commit()
     return subscription
+
+
+def make_workflow(
+    session: Session, event_type: EventType, trigger: str, action: str, hours: int = 0, **step: Any
+):
+    from booking.enums import TimeUnit
+    from booking.models import Workflow, WorkflowActivation, WorkflowStep
+
+    workflow = Workflow(
+        name=unique("wf"),
+        user_id=event_type.owner_id,
+        trigger=trigger,
+        time=hours,
+        time_unit=TimeUnit.HOUR,
+    )
+    session.add(workflow)
+    session.commit()
+    session.add(WorkflowActivation(workflow_id=workflow.id, event_type_id=event_type.id))
+    session.add(WorkflowStep(workflow_id=workflow.id, action=action, **step))
+    session.commit()
+    return workflow

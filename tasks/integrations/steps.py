@@ -11,7 +11,7 @@ from booking.db import engine_for, session_scope
 from booking.models import Booking, BookingHost, ChatAccount, PushDevice
 from booking.payload import PostCommitPayload
 from booking.settings import Settings, get_settings
-from tasks.clients import http_client
+from tasks.clients import bearer, http_client
 from tasks.integrations import contacts
 from tasks.integrations.messages import (
     analytics_event,
@@ -41,11 +41,6 @@ def _settings_and_engine() -> tuple[Settings, object]:
     return settings, engine_for(settings.database_url)
 
 
-def _bearer(secret: object) -> dict[str, str]:
-    value = secret.get_secret_value() if secret is not None else ""  # type: ignore[attr-defined]
-    return {"Authorization": f"Bearer {value}"}
-
-
 @task(name="find host push devices", **POLICY)
 def find_push_devices(payload: PostCommitPayload) -> list[Device]:
     """The organizer's registered devices, when push is configured."""
@@ -69,7 +64,7 @@ def send_push(payload: PostCommitPayload, device: Device) -> str:
     settings, engine = _settings_and_engine()
     url = f"{settings.push_base_url}/v1/projects/{settings.push_project_id}/messages:send"
     response = http_client().post(
-        url, json=push_message(payload, device.token), headers=_bearer(settings.push_token)
+        url, json=push_message(payload, device.token), headers=bearer(settings.push_token)
     )
     if response.status_code in (400, 404) and _fcm_status(response) in UNREGISTERED:
         with session_scope(engine) as session:  # type: ignore[arg-type]
@@ -109,7 +104,7 @@ def sync_chat(payload: PostCommitPayload) -> str:
         "PATCH" if payload.is_reschedule else "POST",
         f"{settings.chat_base_url}/cal_booking",
         json=chat_booking(payload, accounts),
-        headers={**_bearer(settings.chat_api_key), "Idempotency-Key": f"{payload.event_id}:chat"},
+        headers={**bearer(settings.chat_api_key), "Idempotency-Key": f"{payload.event_id}:chat"},
     )
     raise_for_provider(response, "chat")
     return "patched" if payload.is_reschedule else "posted"
@@ -168,7 +163,7 @@ def send_analytics(payload: PostCommitPayload) -> str:
         settings.analytics_url,
         json=analytics_event(payload),
         headers={
-            **_bearer(settings.analytics_api_key),
+            **bearer(settings.analytics_api_key),
             "Idempotency-Key": f"{payload.booking_uid}:analytics",
         },
     )

@@ -140,8 +140,12 @@ def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
 )
 def deliver_webhook(message: WebhookMessage) -> DeliveryReport:
     """POST one signed message to one subscriber and log the attempt."""
+    return send_webhook(message, attempt_no=task_run.get_run_count() or 1)
+
+
+def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
+    """One delivery attempt, logged; raises what decides whether a retry can help."""
     settings = get_settings()
-    attempt_no = task_run.get_run_count() or 1
     with session_scope(_engine()) as session:
         sub = session.get(WebhookSubscription, message.subscription_id)
         if sub is None or not sub.active:

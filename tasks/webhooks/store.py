@@ -3,9 +3,9 @@
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, or_, select
 
+from booking.db import insert_once
 from booking.enums import WebhookTrigger, WorkStatus
 from booking.models import ScheduledTrigger, WebhookDelivery, WebhookSubscription
 from booking.models.types import utcnow
@@ -66,23 +66,16 @@ def add_trigger_once(
     due_at: datetime,
 ) -> bool:
     """Store a trigger unless one exists for this booking, subscriber and event."""
-    key = f"{booking_id}:{subscription_id}:{trigger.value}"
-    if session.exec(select(ScheduledTrigger.id).where(ScheduledTrigger.dedupe_key == key)).first():
-        return False
-    try:
-        with session.begin_nested():
-            session.add(
-                ScheduledTrigger(
-                    dedupe_key=key,
-                    booking_id=booking_id,
-                    subscription_id=subscription_id,
-                    trigger_event=trigger,
-                    due_at=due_at,
-                )
-            )
-    except IntegrityError:  # a concurrent run stored it first
-        return False
-    return True
+    return insert_once(
+        session,
+        ScheduledTrigger(
+            dedupe_key=f"{booking_id}:{subscription_id}:{trigger.value}",
+            booking_id=booking_id,
+            subscription_id=subscription_id,
+            trigger_event=trigger,
+            due_at=due_at,
+        ),
+    )
 
 
 def was_delivered(session: Session, message_id: str) -> bool:

@@ -1,0 +1,1 @@
+"""Steps of the scheduling concern and of the periodic delivery of due work."""

@@ -1,0 +1,216 @@
+"""Due work: claim rows whose time has come, deliver each, and record how it ended.
+
+Rows are re-read with their booking's current state: a booking cancelled since it was
+planned has its rows skipped, not sent. A failed row goes back to PENDING for a later sweep
+until `due_max_attempts`, then stays FAILED with its last error.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import Session, col, select
+
+from booking.claims import claim
+from booking.db import engine_for, session_scope
+from booking.enums import BookingStatus, ReminderMethod, WebhookTrigger, WorkStatus
+from booking.models import (
+    Attendee,
+    Booking,
+    ScheduledTrigger,
+    User,
+    WebhookSubscription,
+    WorkflowReminder,
+    WorkflowStep,
+)
+from booking.models.types import utcnow
+from booking.settings import get_settings
+from booking.snapshot import build_payload
+from booking.timeutil import iso_utc
+from tasks.scheduling.sending import (
+    attendees_who_joined,
+    local_time,
+    reminder_text,
+    send_email,
+    send_sms,
+)
+from tasks.webhooks.body import booking_data, message_id
+from tasks.webhooks.steps import WebhookMessage, send_webhook
+
+Outcome = Literal["sent", "skipped"]
+NO_SHOW = (
+    WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW,
+    WebhookTrigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW,
+)
+
+
+def _engine():  # noqa: ANN202
+    return engine_for(get_settings().database_url)
+
+
+@task(name="claim due work", cache_policy=NO_CACHE)
+def claim_due(now: datetime) -> dict[str, list[int]]:
+    """Lease the due webhook triggers and reminders this sweep will deliver."""
+    settings = get_settings()
+    lease = now + timedelta(seconds=settings.due_lease_seconds)
+    claimed = {}
+    with session_scope(_engine()) as session:
+        for name, model in (("triggers", ScheduledTrigger), ("reminders", WorkflowReminder)):
+            claimed[name] = claim(
+                session,
+                model,
+                conditions=(
+                    col(model.status) == WorkStatus.PENDING,
+                    col(model.due_at) <= now,
+                    col(model.attempts) < settings.due_max_attempts,
+                ),
+                order_by=model.due_at,
+                limit=settings.due_batch_size,
+                now=now,
+                lease_until=lease,
+            )
+    return claimed
+
+
+def _finish(model: Any, row_id: int, outcome: str, detail: str | None = None) -> None:
+    with session_scope(_engine()) as session:
+        row = session.get(model, row_id)
+        row.claimed_until = None
+        if outcome == "sent":
+            row.status, row.sent_at = WorkStatus.SENT, utcnow()
+        elif outcome == "skipped":
+            row.status, row.skip_reason = WorkStatus.SKIPPED, detail
+        else:
+            row.attempts += 1
+            row.last_error = (detail or "")[:500]
+            exhausted = row.attempts >= get_settings().due_max_attempts
+            row.status = WorkStatus.FAILED if exhausted else WorkStatus.PENDING
+        session.add(row)
+
+
+def _closed_reason(booking: Booking | None) -> str | None:
+    if booking is None:
+        return "booking no longer exists"
+    if booking.status != BookingStatus.ACCEPTED:
+        return f"booking is {booking.status.value}"
+    return None
+
+
+@task(name="deliver due webhook trigger", cache_policy=NO_CACHE)
+def deliver_due_trigger(trigger_id: int) -> Outcome:
+    """Send one MEETING_STARTED/ENDED or no-show webhook whose time has come."""
+    try:
+        outcome, detail = _deliver_trigger(trigger_id)
+    except Exception as exc:
+        _finish(ScheduledTrigger, trigger_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(ScheduledTrigger, trigger_id, outcome, detail)
+    return outcome
+
+
+def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
+    settings = get_settings()
+    with session_scope(_engine()) as session:
+        row = session.get(ScheduledTrigger, trigger_id)
+        booking = session.get(Booking, row.booking_id)
+        if reason := _closed_reason(booking):
+            return "skipped", reason
+        subscription = session.get(WebhookSubscription, row.subscription_id)
+        if subscription is None or not subscription.active:
+            return "skipped", "subscription no longer active"
+        payload = build_payload(session, booking, event_id=f"trigger-{row.id}")
+        data = booking_data(payload, row.trigger_event)
+        if row.trigger_event in NO_SHOW:
+            if not settings.attendance_base_url:
+                return "skipped", "no meeting attendance source configured"
+            absent = _absentees(session, booking, row.trigger_event, payload)
+            if not absent:
+                return "skipped", "everyone expected attended"
+            data["noShow"] = [{"email": email} for email in absent]
+        message = WebhookMessage(
+            message_id=message_id(f"trigger-{row.id}", row.subscription_id, row.trigger_event),
+            subscription_id=row.subscription_id,
+            trigger=row.trigger_event,
+            booking_uid=booking.uid,
+            created_at=iso_utc(row.due_at),
+            data=data,
+        )
+        attempt = row.attempts + 1
+    report = send_webhook(message, attempt_no=attempt)
+    if report.outcome == "delivered" or report.outcome == "already-delivered":
+        if row.trigger_event in NO_SHOW:
+            _mark_no_show(booking.id, row.trigger_event, {e["email"] for e in data["noShow"]})
+        return "sent", None
+    return "skipped", f"subscription {report.outcome}"
+
+
+def _absentees(session: Session, booking: Booking, trigger: WebhookTrigger, payload) -> list[str]:
+    joined = attendees_who_joined(get_settings(), booking.uid)
+    if trigger == WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW:
+        expected = [h.email.lower() for h in payload.hosts]
+    else:
+        expected = [a.email.lower() for a in payload.attendees]
+    return [email for email in expected if email not in joined]
+
+
+def _mark_no_show(booking_id: int, trigger: WebhookTrigger, absent: set[str]) -> None:
+    with session_scope(_engine()) as session:
+        if trigger == WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW:
+            booking = session.get(Booking, booking_id)
+            booking.no_show_host = True
+            session.add(booking)
+            return
+        for attendee in session.exec(select(Attendee).where(Attendee.booking_id == booking_id)):
+            if attendee.email.lower() in absent:
+                attendee.no_show = True
+                session.add(attendee)
+
+
+@task(name="send due reminder", cache_policy=NO_CACHE)
+def send_due_reminder(reminder_id: int) -> Outcome:
+    """Email or text one reminder whose time has come, in the recipient's language and zone."""
+    try:
+        outcome, detail = _send_reminder(reminder_id)
+    except Exception as exc:
+        _finish(WorkflowReminder, reminder_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(WorkflowReminder, reminder_id, outcome, detail)
+    return outcome
+
+
+def _send_reminder(reminder_id: int) -> tuple[Outcome, str | None]:
+    settings = get_settings()
+    with session_scope(_engine()) as session:
+        row = session.get(WorkflowReminder, reminder_id)
+        booking = session.get(Booking, row.booking_id)
+        if reason := _closed_reason(booking):
+            return "skipped", reason
+        organizer = session.get(User, booking.user_id)
+        step = session.get(WorkflowStep, row.workflow_step_id) if row.workflow_step_id else None
+        context = {
+            "name": row.recipient_name or "",
+            "title": booking.title,
+            "organizer": organizer.name if organizer else "",
+            "when": local_time(booking.start_time, row.time_zone, row.locale),
+            "location": booking.location or "-",
+        }
+        subject, body = reminder_text(
+            locale=row.locale,
+            context=context,
+            subject=step.subject_template if step else None,
+            body=step.body_template if step else None,
+        )
+        method, recipient = row.method, row.recipient
+    if method == ReminderMethod.SMS:
+        send_sms(settings, to=recipient, body=body or subject)
+    else:
+        send_email(
+            settings,
+            to=recipient,
+            subject=subject,
+            body=body,
+            message_key=f"reminder-{reminder_id}",
+        )
+    get_run_logger().info("reminder %s sent by %s", reminder_id, method.value.lower())
+    return "sent", None

@@ -1,0 +1,94 @@
+"""Senders of due work: reminder emails over SMTP, SMS through a Twilio-like API, and the
+meeting attendance source of no-show checks. Each raises on failure; the caller records it."""
+
+import re
+import smtplib
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from jinja2 import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from booking.i18n import translate
+from booking.settings import Settings
+from tasks.clients import bearer, http_client
+from tasks.retry import raise_for_provider
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_sandbox = ImmutableSandboxedEnvironment(autoescape=False)
+
+
+class InvalidRecipient(ValueError):
+    """A reminder's recipient cannot receive it (e.g. a phone number not in E.164 form)."""
+
+
+def local_time(when: datetime, time_zone: str, locale: str) -> str:
+    """`when` in the recipient's zone and language, e.g. "14. März 2031 um 16:00:00 MEZ"."""
+    return format_datetime(when, format="long", tzinfo=ZoneInfo(time_zone), locale=locale)
+
+
+def reminder_text(
+    *, locale: str, context: dict[str, Any], subject: str | None, body: str | None
+) -> tuple[str, str]:
+    """Subject and body: the workflow step's own templates (sandboxed), or the default."""
+    if subject is None and body is None:
+        return (
+            translate(locale, "reminder_subject").format(**context),
+            translate(locale, "reminder_body").format(**context),
+        )
+    try:
+        return (
+            _sandbox.from_string(subject or "{{ title }}").render(context),
+            _sandbox.from_string(body or "").render(context),
+        )
+    except (SecurityError, TemplateError) as exc:
+        raise InvalidRecipient(f"reminder template rejected: {exc}") from None
+
+
+def send_email(settings: Settings, *, to: str, subject: str, body: str, message_key: str) -> None:
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = to
+    message["Subject"] = subject
+    # Stable per reminder, so a resend after a lost acknowledgement can be recognised.
+    message["Message-ID"] = make_msgid(idstring=message_key, domain="bookings.invalid")
+    message.set_content(body)
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_username and settings.smtp_password:
+            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        smtp.send_message(message)
+
+
+def send_sms(settings: Settings, *, to: str, body: str) -> None:
+    if not E164.match(to):
+        raise InvalidRecipient("phone number is not in E.164 form")
+    if not (settings.sms_base_url and settings.sms_account_sid and settings.sms_auth_token):
+        raise InvalidRecipient("SMS is not configured")
+    response = http_client().post(
+        f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json",
+        data={"To": to, "From": settings.sms_from, "Body": body},
+        auth=(settings.sms_account_sid, settings.sms_auth_token.get_secret_value()),
+    )
+    raise_for_provider(response, "SMS provider")
+
+
+def attendees_who_joined(settings: Settings, room: str) -> set[str]:
+    """Emails of everyone who joined the booking's meeting room (Daily-like sessions API)."""
+    assert settings.attendance_base_url
+    response = http_client().get(
+        f"{settings.attendance_base_url}/v1/meetings",
+        params={"room": room},
+        headers=bearer(settings.attendance_api_key),
+    )
+    raise_for_provider(response, "attendance source")
+    return {
+        str(participant.get("user_id", "")).lower()
+        for session in response.json().get("data", [])
+        for participant in session.get("participants", [])
+    }
