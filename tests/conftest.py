@@ -3,7 +3,7 @@
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,11 +132,39 @@ def settings(configure) -> "Settings":
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalPrefect"]:
-    """A real Prefect server for this test session; flows called in tests report to it.
+def prefect_database() -> Iterator[Callable[[], str | None]]:
+    """Makes a fresh PostgreSQL database for a Prefect server (its SQLite backend locks
+    under concurrent writes), or gives None (SQLite) where PostgreSQL is not reachable."""
+    made: list[str] = []
 
-    BOOKING_TEST_PREFECT_DATABASE_URL switches it to a PostgreSQL backend (CI uses that).
-    """
+    def new() -> str | None:
+        if url := os.environ.get("BOOKING_TEST_PREFECT_DATABASE_URL"):
+            return url
+        admin = _pg_admin()
+        if admin is None:
+            if REQUIRE_PG:
+                pytest.fail(f"PostgreSQL is required in CI but unreachable ({PG_DSN})")
+            return None
+        name = f"prefect_test_{uuid.uuid4().hex[:8]}"
+        with admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(PG_DSN, dbname=name, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        made.append(name)
+        return _pg_url(name).replace("+psycopg", "+asyncpg")
+
+    yield new
+    if made and (admin := _pg_admin()) is not None:
+        with admin:
+            for name in made:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, prefect_database: Callable[[], str | None]
+) -> Iterator["LocalPrefect"]:
+    """A real Prefect server for this test session; flows called in tests report to it."""
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -145,7 +173,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalP
     stack = LocalPrefect(
         home=tmp_path_factory.mktemp("prefect"),
         port=free_port(),
-        database_url=os.environ.get("BOOKING_TEST_PREFECT_DATABASE_URL"),
+        database_url=prefect_database(),
     )
     stack.start()
     try:

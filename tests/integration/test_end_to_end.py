@@ -1,0 +1,120 @@
+"""End to end: prefect.yaml deployed to a real server, a real worker, a booking through
+`create_booking`, and a subscriber on loopback receiving the signed webhook."""
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from pytest_httpserver import HTTPServer
+from sqlmodel import Session
+from standardwebhooks import Webhook
+
+from booking.db import make_engine, upgrade_schema
+from booking.service import create_booking
+from booking.settings import Settings
+from deployments.dispatch import PostCommitDispatcher
+from deployments.local import LocalPrefect, free_port
+from tests.factories import booking_request, make_event_type, make_subscription
+from tests.integration.conftest import runs_of_booking
+
+pytestmark = pytest.mark.integration
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SECRET = "e2e-secret"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, prefect_database
+) -> Iterator[tuple[LocalPrefect, str]]:
+    """Its own server and worker, whose flow runs use this module's bookings database."""
+    home = tmp_path_factory.mktemp("e2e")
+    database_url = f"sqlite:///{home / 'bookings.db'}"
+    upgrade_schema(make_engine(database_url))
+    stack = LocalPrefect(
+        home=home / "prefect",
+        port=free_port(),
+        database_url=prefect_database(),
+        extra_env={
+            "BOOKING_DATABASE_URL": database_url,
+            "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+        },
+    )
+    stack.start()
+    try:
+        stack.deploy_all()
+        stack.start_worker()
+        yield stack, database_url
+    finally:
+        stack.stop()
+
+
+def wait_final(client: SyncPrefectClient, uid: str, expected: int, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = runs_of_booking(client, uid)
+        if len(runs) == expected and all(r.state_type.value in FINAL for r in runs):
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"runs of {uid} not finished: {[r.state_type for r in runs]}")
+
+
+@pytest.mark.parametrize(("mode", "runs"), [("bundled", 1), ("per-concern", 3)])
+def test_a_booking_reaches_its_subscriber_through_deployments_and_a_worker(
+    stack: tuple[LocalPrefect, str], httpserver: HTTPServer, mode: str, runs: int
+) -> None:
+    prefect, database_url = stack
+    engine = make_engine(database_url)
+    path = f"/e2e-{mode}"
+    httpserver.expect_request(path, method="POST").respond_with_data("ok")
+    with Session(engine, expire_on_commit=False) as session:
+        event_type = make_event_type(session)
+        make_subscription(
+            session,
+            httpserver.url_for(path),
+            ["BOOKING_CREATED"],
+            event_type_id=event_type.id,
+            secret=SECRET,
+        )
+        settings = Settings(
+            database_url=database_url, prefect_api_url=prefect.api_url, dispatch_mode=mode
+        )
+        with PostCommitDispatcher(engine=engine, settings=settings) as dispatcher:
+            result = create_booking(
+                booking_request(event_type), session=session, handoff=dispatcher
+            )
+
+    with SyncPrefectClient(prefect.api_url) as client:
+        finished = wait_final(client, result.uid, runs)
+        states = {client.read_flow(r.flow_id).name: r.state_type.value for r in finished}
+        if mode == "bundled":
+            (parent,) = finished
+            children = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])
+                )
+            )
+            states |= {client.read_flow(r.flow_id).name: r.state_type.value for r in children}
+
+    assert states == {name: "COMPLETED" for name in states}
+    assert {
+        "booking-post-commit-webhooks",
+        "booking-post-commit-integrations",
+        "booking-post-commit-scheduling",
+    } <= set(states)
+    assert all(f"booking:{result.uid}" in r.tags for r in finished)
+    (request,) = [r for r, _ in httpserver.log if r.path == path]
+    body = request.get_data()
+    assert json.loads(body)["triggerEvent"] == "BOOKING_CREATED"
+    assert json.loads(body)["payload"]["uid"] == result.uid
+    assert (
+        request.headers["X-Cal-Signature-256"]
+        == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    )
+    Webhook(SECRET.encode()).verify(body, dict(request.headers))
+    engine.dispose()
