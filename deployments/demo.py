@@ -16,11 +16,22 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from booking.db import make_engine, upgrade_schema
-from booking.models import EventType, OutboxEvent, User
+from booking.models import (
+    EventType,
+    OutboxEvent,
+    ScheduledTrigger,
+    User,
+    WebhookSubscription,
+    Workflow,
+    WorkflowReminder,
+    WorkflowStep,
+)
 from booking.service import create_booking
 from booking.settings import DATA_DIR, Settings
+from deployments.demo_subscriber import DemoSubscriber
 from deployments.dispatch import PostCommitDispatcher
 from deployments.local import LocalPrefect, LocalStackError
+from deployments.relay import relay_pending
 
 logger = logging.getLogger("booking.demo")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -41,7 +52,13 @@ def main() -> int:
         home=home / "prefect",
         port=args.port,
         ui=True,
-        extra_env={"BOOKING_DATABASE_URL": database_url, "BOOKING_DISPATCH_MODE": args.mode},
+        extra_env={
+            "BOOKING_DATABASE_URL": database_url,
+            "BOOKING_DISPATCH_MODE": args.mode,
+            # The demo subscriber listens on loopback, which webhooks refuse by default.
+            "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+        },
     )
     try:
         logger.info("starting Prefect server on %s (first start takes ~20 s) ...", stack.ui_url)
@@ -50,7 +67,10 @@ def main() -> int:
         stack.deploy_all()
         stack.start_worker()
         logger.info("worker started; log at %s", stack.log_path("worker"))
-        run_bookings(stack, database_url, args.mode)
+        subscriber = DemoSubscriber(secret="demo-secret")
+        subscriber_url = subscriber.start()
+        logger.info("demo subscriber listening on %s", subscriber_url)
+        run_bookings(stack, database_url, args.mode, subscriber)
         logger.info("Prefect UI: %s  (flow runs are tagged booking:<uid>)", stack.ui_url)
         if args.exit:
             return 0
@@ -72,14 +92,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_bookings(stack: LocalPrefect, database_url: str, mode: str) -> None:
+def run_bookings(
+    stack: LocalPrefect, database_url: str, mode: str, subscriber: DemoSubscriber
+) -> None:
     engine = make_engine(database_url)
     upgrade_schema(engine)
     settings = Settings(
-        database_url=database_url, prefect_api_url=stack.api_url, dispatch_mode=mode
+        database_url=database_url,
+        prefect_api_url=stack.api_url,
+        dispatch_mode=mode,
+        relay_grace_seconds=0,
     )
     with Session(engine, expire_on_commit=False) as session:
-        quick, approval = seed(session)
+        quick, approval = seed(session, subscriber)
         start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
         with PostCommitDispatcher(engine=engine, settings=settings) as dispatcher:
             booked = create_booking(request(quick, start), session=session, handoff=dispatcher)
@@ -90,10 +115,15 @@ def run_bookings(stack: LocalPrefect, database_url: str, mode: str) -> None:
                 handoff=dispatcher,
             )
             dispatcher.drain(timeout=30)
+            # What the outbox-relay deployment does every minute, done now for the demo.
+            report = relay_pending(engine=engine, dispatcher=dispatcher, settings=settings)
+            if report.claimed:
+                logger.info("relay re-dispatched %d events", report.dispatched)
         results = [("new", booked), ("needs confirmation", pending), ("reschedule", moved)]
         for label, result in results:
             logger.info("booked %-18s uid=%s status=%s", label, result.uid, result.status)
         wait_for_runs(stack, session, [r.event_id for _, r in results])
+        summarise(session, subscriber, [r for _, r in results])
 
 
 def wait_for_runs(stack: LocalPrefect, session: Session, event_ids: list[str | None]) -> None:
@@ -119,7 +149,7 @@ def wait_for_runs(stack: LocalPrefect, session: Session, event_ids: list[str | N
         logger.info("  booking %s  %-13s %-40s %s", uid, deployment, run_name, state)
 
 
-def seed(session: Session) -> tuple[EventType, EventType]:
+def seed(session: Session, subscriber: DemoSubscriber) -> tuple[EventType, EventType]:
     host = session.exec(select(User).where(User.email == "host@demo.example")).first()
     if host is None:
         host = User(name="Dana Host", email="host@demo.example", locale="en", time_zone="UTC")
@@ -136,10 +166,73 @@ def seed(session: Session) -> tuple[EventType, EventType]:
                 )
             )
         session.commit()
+        session.add(
+            Workflow(
+                name="Day-before reminder",
+                user_id=host.id,
+                trigger="BEFORE_EVENT",
+                time=24,
+                time_unit="HOUR",
+                active_on_all=True,
+            )
+        )
+        session.commit()
+        workflow = session.exec(select(Workflow).where(Workflow.user_id == host.id)).one()
+        session.add(WorkflowStep(workflow_id=workflow.id, action="EMAIL_HOST"))
+    # The subscriber listens on a new port each start: point the subscription at it.
+    subscription = session.exec(
+        select(WebhookSubscription).where(WebhookSubscription.user_id == host.id)
+    ).first() or WebhookSubscription(user_id=host.id, subscriber_url="", secret=subscriber.secret)
+    subscription.subscriber_url = subscriber.url
+    subscription.active = True
+    subscription.triggers = [
+        "BOOKING_CREATED",
+        "BOOKING_RESCHEDULED",
+        "BOOKING_REQUESTED",
+        "MEETING_STARTED",
+        "MEETING_ENDED",
+    ]
+    session.add(subscription)
+    session.commit()
     types = {
         e.slug: e for e in session.exec(select(EventType).where(EventType.owner_id == host.id))
     }
     return types["intro"], types["consult"]
+
+
+def summarise(session: Session, subscriber: DemoSubscriber, results: list) -> None:
+    logger.info("deliveries received by the demo subscriber:")
+    for item in subscriber.received:
+        logger.info(
+            "  %-20s booking %s  webhook-id %s  signature %s",
+            item.trigger,
+            item.booking_uid,
+            item.webhook_id,
+            "verified" if item.signature_ok else "MISMATCH",
+        )
+    logger.info("scheduled for later (sent by deliver-due-work when due):")
+    session.expire_all()
+    for result in results:
+        for reminder in session.exec(
+            select(WorkflowReminder).where(WorkflowReminder.booking_id == result.booking_id)
+        ):
+            logger.info(
+                "  booking %s  %s reminder due %s  %s",
+                result.uid,
+                "mandatory" if reminder.is_mandatory else "workflow",
+                reminder.due_at.isoformat(),
+                reminder.status.value,
+            )
+        for trigger in session.exec(
+            select(ScheduledTrigger).where(ScheduledTrigger.booking_id == result.booking_id)
+        ):
+            logger.info(
+                "  booking %s  %s due %s  %s",
+                result.uid,
+                trigger.trigger_event.value,
+                trigger.due_at.isoformat(),
+                trigger.status.value,
+            )
 
 
 def request(event_type: EventType, start: datetime, **extra: object) -> dict:

@@ -143,13 +143,15 @@ class LocalPrefect:
         return process
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Stop workers first, then the server."""
-        for process in reversed(self._processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        """Signal workers and server together, then wait for all (killing stragglers)."""
+        running = [p for p in reversed(self._processes) if p.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         self._processes.clear()
