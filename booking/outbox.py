@@ -59,7 +59,7 @@ def record_dispatch(
         event.last_error = error[:ERROR_LIMIT] if error else None
         event.claimed_until = None
         done = len(event.flow_run_ids) >= expected and error is None
-        if done:
+        if done and event.dispatched_at is None:  # a repeat keeps the first dispatch time
             event.dispatched_at = utcnow()
         return done
 
