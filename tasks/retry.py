@@ -101,3 +101,21 @@ def with_policy(step, *, retries: int, base_seconds: float):  # noqa: ANN001, AN
     return step.with_options(
         retries=retries, retry_delay_seconds=backoff_delays(retries, base=base_seconds)
     )
+
+
+def step_policy(retries: int = 3, base_seconds: float = 1.0) -> dict:
+    """Keyword arguments for `@task`: transient-only retries with jittered backoff, no cache."""
+    from prefect.cache_policies import NO_CACHE
+
+    return {
+        "retries": retries,
+        "retry_delay_seconds": backoff_delays(retries, base=base_seconds),
+        "retry_condition_fn": retry_transient,
+        "cache_policy": NO_CACHE,
+    }
+
+
+# Local database steps: a few quick retries for a dropped connection or a lock.
+DB_STEP = step_policy()
+# Calls to outside services: the flows override count and delay from settings.
+PROVIDER_STEP = step_policy(retries=RETRIES, base_seconds=BASE_DELAY_SECONDS)

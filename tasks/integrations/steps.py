@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 import httpx
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import col, func, select
 
 from booking.db import engine_for, session_scope
@@ -19,14 +18,8 @@ from tasks.integrations.messages import (
     is_chat_syncable,
     push_message,
 )
-from tasks.retry import backoff_delays, raise_for_provider, retry_transient
+from tasks.retry import DB_STEP, PROVIDER_STEP, raise_for_provider
 
-POLICY = {
-    "retries": 4,
-    "retry_delay_seconds": backoff_delays(4),
-    "retry_condition_fn": retry_transient,
-    "cache_policy": NO_CACHE,
-}
 UNREGISTERED = {"UNREGISTERED", "INVALID_ARGUMENT", "NOT_FOUND"}
 
 
@@ -41,7 +34,7 @@ def _settings_and_engine() -> tuple[Settings, object]:
     return settings, engine_for(settings.database_url)
 
 
-@task(name="find host push devices", **POLICY)
+@task(name="find host push devices", **DB_STEP)
 def find_push_devices(payload: PostCommitPayload) -> list[Device]:
     """The organizer's registered devices, when push is configured."""
     settings, engine = _settings_and_engine()
@@ -58,7 +51,7 @@ def find_push_devices(payload: PostCommitPayload) -> list[Device]:
     return devices
 
 
-@task(name="send push to host device", **POLICY)
+@task(name="send push to host device", **PROVIDER_STEP)
 def send_push(payload: PostCommitPayload, device: Device) -> str:
     """One FCM-style message to one device; an invalid token is unregistered."""
     settings, engine = _settings_and_engine()
@@ -84,7 +77,7 @@ def _fcm_status(response: httpx.Response) -> str | None:
         return None
 
 
-@task(name="sync booking to chat", **POLICY)
+@task(name="sync booking to chat", **PROVIDER_STEP)
 def sync_chat(payload: PostCommitPayload) -> str:
     """POST a new accepted booking (PATCH a reschedule) for hosts with chat accounts."""
     settings, engine = _settings_and_engine()
@@ -110,7 +103,7 @@ def sync_chat(payload: PostCommitPayload) -> str:
     return "patched" if payload.is_reschedule else "posted"
 
 
-@task(name="identify hosts in Customer.io", **POLICY)
+@task(name="identify hosts in Customer.io", **PROVIDER_STEP)
 def identify_hosts(payload: PostCommitPayload) -> str:
     """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
     settings, engine = _settings_and_engine()
@@ -142,7 +135,7 @@ def identify_hosts(payload: PostCommitPayload) -> str:
     return f"identified {len(payload.hosts)} hosts"
 
 
-@task(name="sync booker to host contacts", **POLICY)
+@task(name="sync booker to host contacts", **DB_STEP)
 def sync_contacts(payload: PostCommitPayload) -> str:
     """Upsert the booker and the other attendees into the organizer's contacts."""
     _, engine = _settings_and_engine()
@@ -151,7 +144,7 @@ def sync_contacts(payload: PostCommitPayload) -> str:
     return f"upserted {changed} contacts"
 
 
-@task(name="send analytics event", **POLICY)
+@task(name="send analytics event", **PROVIDER_STEP)
 def send_analytics(payload: PostCommitPayload) -> str:
     """One lead/conversion event per booking; the idempotency key makes retries count once."""
     settings, _ = _settings_and_engine()

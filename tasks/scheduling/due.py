@@ -5,6 +5,7 @@ planned has its rows skipped, not sent. A failed row goes back to PENDING for a 
 until `due_max_attempts`, then stays FAILED with its last error.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -89,6 +90,20 @@ def _finish(model: Any, row_id: int, outcome: str, detail: str | None = None) ->
         session.add(row)
 
 
+def _settle(
+    model: Any, row_id: int, deliver: Callable[[int], tuple[Outcome, str | None]]
+) -> Outcome:
+    """Deliver one row and record how it ended; a failure is recorded, then re-raised so
+    the task run shows it."""
+    try:
+        outcome, detail = deliver(row_id)
+    except Exception as exc:
+        _finish(model, row_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(model, row_id, outcome, detail)
+    return outcome
+
+
 def _closed_reason(booking: Booking | None) -> str | None:
     if booking is None:
         return "booking no longer exists"
@@ -100,13 +115,7 @@ def _closed_reason(booking: Booking | None) -> str | None:
 @task(name="deliver due webhook trigger", cache_policy=NO_CACHE)
 def deliver_due_trigger(trigger_id: int) -> Outcome:
     """Send one MEETING_STARTED/ENDED or no-show webhook whose time has come."""
-    try:
-        outcome, detail = _deliver_trigger(trigger_id)
-    except Exception as exc:
-        _finish(ScheduledTrigger, trigger_id, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    _finish(ScheduledTrigger, trigger_id, outcome, detail)
-    return outcome
+    return _settle(ScheduledTrigger, trigger_id, _deliver_trigger)
 
 
 def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
@@ -170,13 +179,7 @@ def _mark_no_show(booking_id: int, trigger: WebhookTrigger, absent: set[str]) ->
 @task(name="send due reminder", cache_policy=NO_CACHE)
 def send_due_reminder(reminder_id: int) -> Outcome:
     """Email or text one reminder whose time has come, in the recipient's language and zone."""
-    try:
-        outcome, detail = _send_reminder(reminder_id)
-    except Exception as exc:
-        _finish(WorkflowReminder, reminder_id, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    _finish(WorkflowReminder, reminder_id, outcome, detail)
-    return outcome
+    return _settle(WorkflowReminder, reminder_id, _send_reminder)
 
 
 def _send_reminder(reminder_id: int) -> tuple[Outcome, str | None]:

@@ -1,7 +1,6 @@
 """The steps of the scheduling flow: reminders and no-show checks stored as rows due later."""
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from sqlmodel import col, or_, select, update
 
 from booking.db import engine_for, insert_once, session_scope
@@ -9,7 +8,7 @@ from booking.enums import TimeUnit, WebhookTrigger, WorkStatus
 from booking.models import Workflow, WorkflowActivation, WorkflowReminder, WorkflowStep
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
-from tasks.retry import backoff_delays, retry_transient
+from tasks.retry import DB_STEP
 from tasks.scheduling.plan import (
     PlannedReminder,
     StepRule,
@@ -23,19 +22,13 @@ NO_SHOW_TRIGGERS = (
     WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW,
     WebhookTrigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW,
 )
-POLICY = {
-    "retries": 3,
-    "retry_delay_seconds": backoff_delays(3, base=1.0),
-    "retry_condition_fn": retry_transient,
-    "cache_policy": NO_CACHE,
-}
 
 
 def _engine():  # noqa: ANN202
     return engine_for(get_settings().database_url)
 
 
-@task(name="load workflows", **POLICY)
+@task(name="load workflows", **DB_STEP)
 def load_rules(payload: PostCommitPayload) -> list[StepRule]:
     """Steps of the active workflows of this event type, its host or its team."""
     owners = [col(Workflow.user_id) == payload.organizer.id]
@@ -66,7 +59,7 @@ def load_rules(payload: PostCommitPayload) -> list[StepRule]:
         ]
 
 
-@task(name="cancel original booking's reminders", **POLICY)
+@task(name="cancel original booking's reminders", **DB_STEP)
 def cancel_original_reminders(payload: PostCommitPayload) -> int:
     """On a reschedule, the replaced booking's pending reminders are not sent."""
     assert payload.reschedule is not None
@@ -111,19 +104,19 @@ def _store(payload: PostCommitPayload, planned: list[PlannedReminder], what: str
     return stored
 
 
-@task(name="schedule mandatory reminder", **POLICY)
+@task(name="schedule mandatory reminder", **DB_STEP)
 def schedule_mandatory_reminder(payload: PostCommitPayload, rules: list[StepRule]) -> int:
     """An attendee email one hour before, unless a workflow or confirmation rules it out."""
     return _store(payload, mandatory_reminders(payload, rules), "mandatory reminder")
 
 
-@task(name="schedule workflow reminders", **POLICY)
+@task(name="schedule workflow reminders", **DB_STEP)
 def schedule_workflow_reminders(payload: PostCommitPayload, rules: list[StepRule]) -> int:
     """One row per recipient of every workflow step that applies to this booking."""
     return _store(payload, plan_workflow_reminders(payload, rules), "workflow reminders")
 
 
-@task(name="schedule no-show checks", **POLICY)
+@task(name="schedule no-show checks", **DB_STEP)
 def schedule_no_show_triggers(payload: PostCommitPayload) -> int:
     """A row due at start + offset for each host/guest no-show subscriber of a confirmed booking."""
     if not payload.confirmed_by_default:

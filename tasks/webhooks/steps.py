@@ -7,7 +7,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from pydantic import BaseModel
 
@@ -18,7 +17,7 @@ from booking.models.types import utcnow
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
 from tasks.clients import http_client
-from tasks.retry import TransientHTTPError, backoff_delays, retry_transient
+from tasks.retry import DB_STEP, PROVIDER_STEP, TransientHTTPError
 from tasks.webhooks import store
 from tasks.webhooks.body import TemplateRejected, render_body
 from tasks.webhooks.guard import RefusedURL, check_url
@@ -67,13 +66,7 @@ def _engine():  # noqa: ANN202
     return engine_for(get_settings().database_url)
 
 
-@task(
-    name="find subscribers",
-    retries=3,
-    retry_delay_seconds=backoff_delays(3, base=1.0),
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="find subscribers", **DB_STEP)
 def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> list[Subscriber]:
     """Active subscriptions to this event for the booking's hosts, event type or team."""
     with session_scope(_engine()) as session:
@@ -84,13 +77,7 @@ def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> lis
     return found
 
 
-@task(
-    name="delete original booking's scheduled triggers",
-    retries=3,
-    retry_delay_seconds=backoff_delays(3, base=1.0),
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="delete original booking's scheduled triggers", **DB_STEP)
 def delete_original_triggers(payload: PostCommitPayload) -> int:
     """On a reschedule, drop the meeting triggers still pending for the replaced booking."""
     assert payload.reschedule is not None
@@ -105,13 +92,7 @@ def delete_original_triggers(payload: PostCommitPayload) -> int:
     return deleted
 
 
-@task(
-    name="schedule meeting triggers",
-    retries=3,
-    retry_delay_seconds=backoff_delays(3, base=1.0),
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="schedule meeting triggers", **DB_STEP)
 def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
     """Store MEETING_STARTED (due at start) and MEETING_ENDED (due at end) per subscriber."""
     due = {WebhookTrigger.MEETING_STARTED: payload.start, WebhookTrigger.MEETING_ENDED: payload.end}
@@ -131,13 +112,7 @@ def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
     return stored
 
 
-@task(
-    name="deliver webhook",
-    retries=4,
-    retry_delay_seconds=backoff_delays(4, base=5.0),
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="deliver webhook", **PROVIDER_STEP)
 def deliver_webhook(message: WebhookMessage) -> DeliveryReport:
     """POST one signed message to one subscriber and log the attempt."""
     return send_webhook(message, attempt_no=task_run.get_run_count() or 1)

@@ -8,11 +8,9 @@ from pytest_httpserver import HTTPServer
 from sqlmodel import Session, select
 from werkzeug import Request, Response
 
-from booking.db import make_engine
 from booking.i18n import translate
 from booking.models import ChatAccount, Contact, PushDevice
 from booking.service import create_booking
-from booking.settings import Settings
 from flows.integrations import booking_post_commit_integrations
 from tests.factories import booking_request, make_event_type, make_team_event_type, make_user
 
@@ -35,14 +33,6 @@ def providers(configure, httpserver: HTTPServer) -> HTTPServer:
         provider_retry_base_seconds="0.05",
     )
     return httpserver
-
-
-@pytest.fixture
-def db(settings: Settings):
-    engine = make_engine(settings.database_url)
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def host_with_device(db: Session, locale: str = "en", token: str = "tok-1", chat: bool = False):

@@ -13,11 +13,9 @@ from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 from sqlmodel import Session, col, select
 
-from booking.db import make_engine
 from booking.enums import BookingStatus, WorkStatus
 from booking.models import Attendee, Booking, ScheduledTrigger, WorkflowReminder
 from booking.service import create_booking
-from booking.settings import Settings
 from deployments.local import free_port
 from flows.deliver_due_work import deliver_due_work
 from flows.scheduling import booking_post_commit_scheduling
@@ -51,14 +49,6 @@ def smtp(configure):
     configure(smtp_host="127.0.0.1", smtp_port=str(port))
     yield inbox
     controller.stop()
-
-
-@pytest.fixture
-def db(settings: Settings):
-    engine = make_engine(settings.database_url)
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def book(db: Session, event_type, **kw):

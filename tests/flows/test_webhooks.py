@@ -12,11 +12,9 @@ from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
-from booking.db import make_engine
 from booking.enums import WebhookTrigger, WorkStatus
 from booking.models import ScheduledTrigger, WebhookDelivery, WebhookSubscription
 from booking.service import create_booking
-from booking.settings import Settings
 from flows.webhooks import booking_post_commit_webhooks
 from tests.factories import booking_request, make_event_type, make_subscription
 
@@ -24,14 +22,6 @@ SECRET = "whk-secret-1"
 CREATED = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_REQUESTED"]
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-@pytest.fixture
-def db(settings: Settings):
-    engine = make_engine(settings.database_url)
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def book(db: Session, event_type, **overrides):
