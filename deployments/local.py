@@ -63,6 +63,8 @@ class LocalPrefect:
     def env(self) -> dict[str, str]:
         """The environment every Prefect command and flow run of this stack sees."""
         env = dict(os.environ)
+        # Flow runs start as `python -m prefect.engine` (prefect.yaml): this interpreter.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.update(
             PREFECT_HOME=str(self.home),
             PREFECT_API_URL=self.api_url,
