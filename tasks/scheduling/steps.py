@@ -122,18 +122,14 @@ def schedule_no_show_triggers(payload: PostCommitPayload) -> int:
     if not payload.confirmed_by_default:
         get_run_logger().info("booking not confirmed: no no-show checks")
         return 0
-    stored = 0
     with session_scope(_engine()) as session:
-        for sub in store.find_subscriptions(session, payload, NO_SHOW_TRIGGERS):
-            delay = offset(sub.time or 0, sub.time_unit or TimeUnit.MINUTE)
-            for trigger in NO_SHOW_TRIGGERS:
-                if trigger in sub.triggers:
-                    stored += store.add_trigger_once(
-                        session,
-                        booking_id=payload.booking_id,
-                        subscription_id=sub.id,  # type: ignore[arg-type]
-                        trigger=trigger,
-                        due_at=payload.start + delay,
-                    )
+        stored = store.store_triggers(
+            session,
+            payload,
+            NO_SHOW_TRIGGERS,
+            lambda sub, _trigger: (
+                payload.start + offset(sub.time or 0, sub.time_unit or TimeUnit.MINUTE)
+            ),
+        )
     get_run_logger().info("stored %d no-show checks for booking %s", stored, payload.booking_uid)
     return stored

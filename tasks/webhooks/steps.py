@@ -96,18 +96,10 @@ def delete_original_triggers(payload: PostCommitPayload) -> int:
 def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
     """Store MEETING_STARTED (due at start) and MEETING_ENDED (due at end) per subscriber."""
     due = {WebhookTrigger.MEETING_STARTED: payload.start, WebhookTrigger.MEETING_ENDED: payload.end}
-    stored = 0
     with session_scope(_engine()) as session:
-        for sub in store.find_subscriptions(session, payload, MEETING_TRIGGERS):
-            for trigger in MEETING_TRIGGERS:
-                if trigger in sub.triggers:
-                    stored += store.add_trigger_once(
-                        session,
-                        booking_id=payload.booking_id,
-                        subscription_id=sub.id,  # type: ignore[arg-type]
-                        trigger=trigger,
-                        due_at=due[trigger],
-                    )
+        stored = store.store_triggers(
+            session, payload, MEETING_TRIGGERS, lambda _sub, trigger: due[trigger]
+        )
     get_run_logger().info("stored %d meeting triggers for booking %s", stored, payload.booking_uid)
     return stored
 

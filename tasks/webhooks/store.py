@@ -1,6 +1,6 @@
 """Database side of the webhooks concern: subscribers, scheduled triggers, the delivery log."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlmodel import Session, col, delete, or_, select
@@ -76,6 +76,28 @@ def add_trigger_once(
             due_at=due_at,
         ),
     )
+
+
+def store_triggers(
+    session: Session,
+    payload: PostCommitPayload,
+    triggers: Iterable[WebhookTrigger],
+    due_at: Callable[[WebhookSubscription, WebhookTrigger], datetime],
+) -> int:
+    """Store one row per subscriber and trigger it subscribes to (once); return how many new."""
+    wanted = tuple(triggers)
+    stored = 0
+    for sub in find_subscriptions(session, payload, wanted):
+        for trigger in wanted:
+            if trigger in sub.triggers:
+                stored += add_trigger_once(
+                    session,
+                    booking_id=payload.booking_id,
+                    subscription_id=sub.id,  # type: ignore[arg-type]
+                    trigger=trigger,
+                    due_at=due_at(sub, trigger),
+                )
+    return stored
 
 
 def was_delivered(session: Session, message_id: str) -> bool:
