@@ -77,3 +77,10 @@ def insert_once(session: Session, row: Any) -> bool:
     except IntegrityError:  # a concurrent run stored it first
         return False
     return True
+
+
+def configured_engine() -> Engine:
+    """The engine of the database the settings name: what flows and steps work on."""
+    from booking.settings import get_settings
+
+    return engine_for(get_settings().database_url)

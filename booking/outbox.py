@@ -1,6 +1,5 @@
 """Outbox persistence: write an event with the booking, find and claim undispatched ones."""
 
-import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -13,8 +12,6 @@ from booking.errors import UnknownOutboxEvent
 from booking.models import OutboxEvent
 from booking.models.types import utcnow
 from booking.payload import PostCommitPayload
-
-logger = logging.getLogger(__name__)
 
 ERROR_LIMIT = 500
 

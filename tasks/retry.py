@@ -6,8 +6,10 @@ here, once per decorated task (each process re-imports the flows, so workers dif
 
 import random
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
+from prefect import Task
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -96,14 +98,14 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
-def with_policy(step, *, retries: int, base_seconds: float):  # noqa: ANN001, ANN201
+def with_policy(step: Task, *, retries: int, base_seconds: float) -> Task:
     """The step with this deployment's retry count and first delay (settings decide)."""
     return step.with_options(
         retries=retries, retry_delay_seconds=backoff_delays(retries, base=base_seconds)
     )
 
 
-def step_policy(retries: int = 3, base_seconds: float = 1.0) -> dict:
+def step_policy(retries: int = 3, base_seconds: float = 1.0) -> dict[str, Any]:
     """Keyword arguments for `@task`: transient-only retries with jittered backoff, no cache."""
     from prefect.cache_policies import NO_CACHE
 

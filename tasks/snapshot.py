@@ -2,10 +2,9 @@
 
 from prefect import task
 
-from booking.db import engine_for, session_scope
+from booking.db import configured_engine, session_scope
 from booking.outbox import load_payload
 from booking.payload import PostCommitPayload
-from booking.settings import get_settings
 from tasks.retry import DB_STEP
 
 
@@ -16,7 +15,7 @@ class SnapshotMismatch(ValueError):
 @task(name="load booking snapshot", **DB_STEP)
 def load_snapshot(event_id: str, booking_uid: str) -> PostCommitPayload:
     """Read the post-commit payload the booking transaction wrote."""
-    with session_scope(engine_for(get_settings().database_url)) as session:
+    with session_scope(configured_engine()) as session:
         payload = load_payload(session, event_id)
     if payload.booking_uid != booking_uid:
         raise SnapshotMismatch(f"event {event_id} belongs to another booking, not {booking_uid}")

@@ -6,10 +6,10 @@ import httpx
 from prefect import get_run_logger, task
 from sqlmodel import col, func, select
 
-from booking.db import engine_for, session_scope
+from booking.db import configured_engine, session_scope
 from booking.models import Booking, BookingHost, ChatAccount, PushDevice
 from booking.payload import PostCommitPayload
-from booking.settings import Settings, get_settings
+from booking.settings import get_settings
 from tasks.clients import bearer, http_client
 from tasks.integrations import contacts
 from tasks.integrations.messages import (
@@ -29,19 +29,14 @@ class Device:
     token: str
 
 
-def _settings_and_engine() -> tuple[Settings, object]:
-    settings = get_settings()
-    return settings, engine_for(settings.database_url)
-
-
 @task(name="find host push devices", **DB_STEP)
 def find_push_devices(payload: PostCommitPayload) -> list[Device]:
     """The organizer's registered devices, when push is configured."""
-    settings, engine = _settings_and_engine()
+    settings, engine = get_settings(), configured_engine()
     if not settings.push_base_url:
         get_run_logger().info("push not configured: no notification sent")
         return []
-    with session_scope(engine) as session:  # type: ignore[arg-type]
+    with session_scope(engine) as session:
         rows = session.exec(
             select(PushDevice).where(PushDevice.user_id == payload.organizer.id)
         ).all()
@@ -54,13 +49,13 @@ def find_push_devices(payload: PostCommitPayload) -> list[Device]:
 @task(name="send push to host device", **PROVIDER_STEP)
 def send_push(payload: PostCommitPayload, device: Device) -> str:
     """One FCM-style message to one device; an invalid token is unregistered."""
-    settings, engine = _settings_and_engine()
+    settings, engine = get_settings(), configured_engine()
     url = f"{settings.push_base_url}/v1/projects/{settings.push_project_id}/messages:send"
     response = http_client().post(
         url, json=push_message(payload, device.token), headers=bearer(settings.push_token)
     )
     if response.status_code in (400, 404) and _fcm_status(response) in UNREGISTERED:
-        with session_scope(engine) as session:  # type: ignore[arg-type]
+        with session_scope(engine) as session:
             row = session.get(PushDevice, device.id)
             if row is not None:
                 session.delete(row)
@@ -80,12 +75,12 @@ def _fcm_status(response: httpx.Response) -> str | None:
 @task(name="sync booking to chat", **PROVIDER_STEP)
 def sync_chat(payload: PostCommitPayload) -> str:
     """POST a new accepted booking (PATCH a reschedule) for hosts with chat accounts."""
-    settings, engine = _settings_and_engine()
+    settings, engine = get_settings(), configured_engine()
     if not settings.chat_base_url:
         return _skip("chat sync not configured")
     if not is_chat_syncable(payload):
         return _skip(f"booking is {payload.status.value}, not ACCEPTED: no chat sync")
-    with session_scope(engine) as session:  # type: ignore[arg-type]
+    with session_scope(engine) as session:
         accounts = list(
             session.exec(
                 select(ChatAccount.account_id).where(ChatAccount.user_id == payload.organizer.id)
@@ -106,11 +101,11 @@ def sync_chat(payload: PostCommitPayload) -> str:
 @task(name="identify hosts in Customer.io", **PROVIDER_STEP)
 def identify_hosts(payload: PostCommitPayload) -> str:
     """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
-    settings, engine = _settings_and_engine()
+    settings, engine = get_settings(), configured_engine()
     if not (settings.customerio_track_url and settings.customerio_site_id):
         return _skip("Customer.io not configured")
     api_key = settings.customerio_api_key.get_secret_value() if settings.customerio_api_key else ""
-    with session_scope(engine) as session:  # type: ignore[arg-type]
+    with session_scope(engine) as session:
         counts = dict(
             session.exec(
                 select(BookingHost.user_id, func.count())
@@ -138,8 +133,8 @@ def identify_hosts(payload: PostCommitPayload) -> str:
 @task(name="sync booker to host contacts", **DB_STEP)
 def sync_contacts(payload: PostCommitPayload) -> str:
     """Upsert the booker and the other attendees into the organizer's contacts."""
-    _, engine = _settings_and_engine()
-    with session_scope(engine) as session:  # type: ignore[arg-type]
+    engine = configured_engine()
+    with session_scope(engine) as session:
         changed = contacts.upsert_attendees(session, payload)
     return f"upserted {changed} contacts"
 
@@ -147,7 +142,7 @@ def sync_contacts(payload: PostCommitPayload) -> str:
 @task(name="send analytics event", **PROVIDER_STEP)
 def send_analytics(payload: PostCommitPayload) -> str:
     """One lead/conversion event per booking; the idempotency key makes retries count once."""
-    settings, _ = _settings_and_engine()
+    settings = get_settings()
     if not settings.analytics_url:
         return _skip("analytics not configured")
     if not payload.tracking_id:

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
-from booking.db import engine_for, session_scope
+from booking.db import configured_engine, session_scope
 from booking.enums import BookingStatus, ReminderMethod, WebhookTrigger, WorkStatus
 from booking.models import (
     Attendee,
@@ -46,17 +46,13 @@ NO_SHOW = (
 )
 
 
-def _engine():  # noqa: ANN202
-    return engine_for(get_settings().database_url)
-
-
 @task(name="claim due work", cache_policy=NO_CACHE)
 def claim_due(now: datetime) -> dict[str, list[int]]:
     """Lease the due webhook triggers and reminders this sweep will deliver."""
     settings = get_settings()
     lease = now + timedelta(seconds=settings.due_lease_seconds)
     claimed = {}
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         for name, model in (("triggers", ScheduledTrigger), ("reminders", WorkflowReminder)):
             claimed[name] = claim(
                 session,
@@ -75,7 +71,7 @@ def claim_due(now: datetime) -> dict[str, list[int]]:
 
 
 def _finish(model: Any, row_id: int, outcome: str, detail: str | None = None) -> None:
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         row = session.get(model, row_id)
         row.claimed_until = None
         if outcome == "sent":
@@ -120,7 +116,7 @@ def deliver_due_trigger(trigger_id: int) -> Outcome:
 
 def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
     settings = get_settings()
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         row = session.get(ScheduledTrigger, trigger_id)
         booking = session.get(Booking, row.booking_id)
         if reason := _closed_reason(booking):
@@ -164,7 +160,7 @@ def _absentees(session: Session, booking: Booking, trigger: WebhookTrigger, payl
 
 
 def _mark_no_show(booking_id: int, trigger: WebhookTrigger, absent: set[str]) -> None:
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         if trigger == WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW:
             booking = session.get(Booking, booking_id)
             booking.no_show_host = True
@@ -184,7 +180,7 @@ def send_due_reminder(reminder_id: int) -> Outcome:
 
 def _send_reminder(reminder_id: int) -> tuple[Outcome, str | None]:
     settings = get_settings()
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         row = session.get(WorkflowReminder, reminder_id)
         booking = session.get(Booking, row.booking_id)
         if reason := _closed_reason(booking):

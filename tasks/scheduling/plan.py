@@ -1,5 +1,6 @@
 """Pure planning: which reminders and no-show checks a booking gets, due when, for whom."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -85,7 +86,11 @@ def plan_workflow_reminders(
     return planned
 
 
-def _recipients(rule: StepRule, payload: PostCommitPayload):  # noqa: ANN202
+Recipient = tuple[ReminderMethod, str, str | None, str, str]
+
+
+def _recipients(rule: StepRule, payload: PostCommitPayload) -> Iterator[Recipient]:
+    """(method, address, name, locale, time zone) of everyone a step reaches."""
     organizer = payload.organizer
     match rule.action:
         case WorkflowAction.EMAIL_HOST:

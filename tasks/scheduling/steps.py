@@ -3,11 +3,10 @@
 from prefect import get_run_logger, task
 from sqlmodel import col, or_, select, update
 
-from booking.db import engine_for, insert_once, session_scope
+from booking.db import configured_engine, insert_once, session_scope
 from booking.enums import TimeUnit, WebhookTrigger, WorkStatus
 from booking.models import Workflow, WorkflowActivation, WorkflowReminder, WorkflowStep
 from booking.payload import PostCommitPayload
-from booking.settings import get_settings
 from tasks.retry import DB_STEP
 from tasks.scheduling.plan import (
     PlannedReminder,
@@ -24,10 +23,6 @@ NO_SHOW_TRIGGERS = (
 )
 
 
-def _engine():  # noqa: ANN202
-    return engine_for(get_settings().database_url)
-
-
 @task(name="load workflows", **DB_STEP)
 def load_rules(payload: PostCommitPayload) -> list[StepRule]:
     """Steps of the active workflows of this event type, its host or its team."""
@@ -37,7 +32,7 @@ def load_rules(payload: PostCommitPayload) -> list[StepRule]:
     activated = select(WorkflowActivation.workflow_id).where(
         WorkflowActivation.event_type_id == payload.event_type.id
     )
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         rows = session.exec(
             select(Workflow, WorkflowStep)
             .join(WorkflowStep, col(WorkflowStep.workflow_id) == Workflow.id)
@@ -63,7 +58,7 @@ def load_rules(payload: PostCommitPayload) -> list[StepRule]:
 def cancel_original_reminders(payload: PostCommitPayload) -> int:
     """On a reschedule, the replaced booking's pending reminders are not sent."""
     assert payload.reschedule is not None
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         result = session.exec(  # type: ignore[call-overload]
             update(WorkflowReminder)
             .where(
@@ -81,7 +76,7 @@ def cancel_original_reminders(payload: PostCommitPayload) -> int:
 
 def _store(payload: PostCommitPayload, planned: list[PlannedReminder], what: str) -> int:
     stored = 0
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         for item in planned:
             stored += insert_once(
                 session,
@@ -122,7 +117,7 @@ def schedule_no_show_triggers(payload: PostCommitPayload) -> int:
     if not payload.confirmed_by_default:
         get_run_logger().info("booking not confirmed: no no-show checks")
         return 0
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         stored = store.store_triggers(
             session,
             payload,

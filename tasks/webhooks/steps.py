@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.runtime import task_run
 from pydantic import BaseModel
 
-from booking.db import engine_for, session_scope
+from booking.db import configured_engine, session_scope
 from booking.enums import WebhookTrigger
 from booking.models import WebhookDelivery, WebhookSubscription
 from booking.models.types import utcnow
@@ -62,14 +62,10 @@ def url_host(url: str) -> str:
     return urlsplit(url).hostname or "invalid-url"
 
 
-def _engine():  # noqa: ANN202
-    return engine_for(get_settings().database_url)
-
-
 @task(name="find subscribers", **DB_STEP)
 def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> list[Subscriber]:
     """Active subscriptions to this event for the booking's hosts, event type or team."""
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         subs = store.find_subscriptions(session, payload, [trigger])
         found = [Subscriber(s.id, url_host(s.subscriber_url)) for s in subs]  # type: ignore[arg-type]
     if not found:
@@ -81,7 +77,7 @@ def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> lis
 def delete_original_triggers(payload: PostCommitPayload) -> int:
     """On a reschedule, drop the meeting triggers still pending for the replaced booking."""
     assert payload.reschedule is not None
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         deleted = store.delete_pending_triggers(session, payload.reschedule.original_booking_id)
     get_run_logger().info(
         "deleted %d pending triggers of %s (rescheduled to %s)",
@@ -96,7 +92,7 @@ def delete_original_triggers(payload: PostCommitPayload) -> int:
 def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
     """Store MEETING_STARTED (due at start) and MEETING_ENDED (due at end) per subscriber."""
     due = {WebhookTrigger.MEETING_STARTED: payload.start, WebhookTrigger.MEETING_ENDED: payload.end}
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         stored = store.store_triggers(
             session, payload, MEETING_TRIGGERS, lambda _sub, trigger: due[trigger]
         )
@@ -113,7 +109,7 @@ def deliver_webhook(message: WebhookMessage) -> DeliveryReport:
 def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
     """One delivery attempt, logged; raises what decides whether a retry can help."""
     settings = get_settings()
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         sub = session.get(WebhookSubscription, message.subscription_id)
         if sub is None or not sub.active:
             get_run_logger().info("subscription %s is no longer active", message.subscription_id)
@@ -156,7 +152,7 @@ def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
     if attempt.ok:
         return DeliveryReport(message.subscription_id, host, "delivered", status, attempt_no)
     if status == 410:
-        with session_scope(_engine()) as session:
+        with session_scope(configured_engine()) as session:
             store.deactivate(session, message.subscription_id, "subscriber answered 410 Gone")
         get_run_logger().warning("%s answered 410 Gone: subscription deactivated", host)
         return DeliveryReport(message.subscription_id, host, "deactivated", status, attempt_no)
@@ -176,7 +172,7 @@ def _honour_retry_after(previous: WebhookDelivery | None, cap: float) -> None:
 
 
 def _record(message: WebhookMessage, attempt_no: int, attempt: Attempt) -> None:
-    with session_scope(_engine()) as session:
+    with session_scope(configured_engine()) as session:
         session.add(
             WebhookDelivery(
                 subscription_id=message.subscription_id,
