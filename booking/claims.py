@@ -5,12 +5,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
+
+from booking.models import OutboxEvent
+from booking.models.work import DueWork
 
 
 def claim(
     session: Session,
-    model: Any,
+    model: type[DueWork] | type[OutboxEvent],
     *,
     conditions: Sequence[ColumnElement[bool]],
     order_by: Any,
@@ -27,10 +30,10 @@ def claim(
     """
     claimable = (
         *conditions,
-        model.claimed_until.is_(None) | (model.claimed_until < now),
+        col(model.claimed_until).is_(None) | (col(model.claimed_until) < now),
     )
     candidates = (
-        select(model.id)
+        select(col(model.id))
         .where(*claimable)
         .order_by(order_by)
         .limit(limit)
@@ -38,8 +41,8 @@ def claim(
     )
     statement = (
         update(model)
-        .where(model.id.in_(candidates), *claimable)
+        .where(col(model.id).in_(candidates), *claimable)
         .values(claimed_until=lease_until)
-        .returning(model.id)
+        .returning(col(model.id))
     )
     return list(session.scalars(statement))

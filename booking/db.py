@@ -1,7 +1,6 @@
 """Engines, sessions and schema upgrades for the bookings database (SQLite or PostgreSQL)."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine, select
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -48,16 +48,9 @@ def upgrade_schema(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "head")
 
 
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+def session_scope(engine: Engine) -> AbstractContextManager[Session]:
+    """A session in one transaction: committed on success, rolled back on any error, closed."""
+    return sessionmaker(engine, class_=Session, expire_on_commit=False).begin()
 
 
 @lru_cache(maxsize=4)

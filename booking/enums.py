@@ -21,6 +21,15 @@ class WebhookTrigger(StrEnum):
     AFTER_GUESTS_CAL_VIDEO_NO_SHOW = "AFTER_GUESTS_CAL_VIDEO_NO_SHOW"
 
 
+# Triggers sent later, as scheduled rows: at the meeting's start and end, and after it starts
+# when a host or a guest did not join.
+MEETING_TRIGGERS = (WebhookTrigger.MEETING_STARTED, WebhookTrigger.MEETING_ENDED)
+NO_SHOW_TRIGGERS = (
+    WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW,
+    WebhookTrigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW,
+)
+
+
 class TimeUnit(StrEnum):
     MINUTE = "MINUTE"
     HOUR = "HOUR"

@@ -10,8 +10,8 @@ from booking.claims import claim
 from booking.db import session_scope
 from booking.errors import UnknownOutboxEvent
 from booking.models import OutboxEvent
-from booking.models.types import utcnow
 from booking.payload import PostCommitPayload
+from booking.timeutil import utcnow
 
 ERROR_LIMIT = 500
 

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from booking.enums import BookingStatus
+from booking.phone import E164_PATTERN
 from booking.timeutil import TimeZoneName
 
 
@@ -24,7 +25,7 @@ class AttendeeInput(BaseModel):
     email: EmailStr
     time_zone: TimeZoneName
     locale: str = Field(default="en", pattern=r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
-    phone_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
+    phone_number: str | None = Field(default=None, pattern=E164_PATTERN)
 
 
 class BookingRequest(BaseModel):

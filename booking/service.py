@@ -22,10 +22,10 @@ from booking.errors import (
     UnknownEventType,
 )
 from booking.models import Attendee, Booking, BookingHost, EventType, EventTypeHost, User
-from booking.models.types import utcnow
 from booking.schemas import BookingRequest, BookingResult
 from booking.settings import DispatchMode, get_settings
 from booking.snapshot import build_payload, is_confirmed_by_default
+from booking.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
 

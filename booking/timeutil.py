@@ -7,6 +7,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, AwareDatetime, PlainSerializer
 
 
+def utcnow() -> datetime:
+    """The current instant, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
 def iso_utc(value: datetime) -> str:
     """ISO-8601 in UTC with a `Z` suffix, the form every payload and webhook uses."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

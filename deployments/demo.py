@@ -34,6 +34,7 @@ from deployments.local import LocalPrefect, LocalStackError
 from deployments.relay import relay_pending
 
 logger = logging.getLogger("booking.demo")
+PROJECT_LOGGERS = ("booking", "deployments")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -43,8 +44,10 @@ def main() -> int:
     parser.add_argument("--mode", choices=["bundled", "per-concern"], default="bundled")
     parser.add_argument("--exit", action="store_true", help="stop after the summary")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The project's own lines at INFO; libraries (Alembic, httpx, ...) only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
 
     home = DATA_DIR / "demo"
     database_url = f"sqlite:///{home / 'bookings.db'}"
@@ -97,6 +100,7 @@ def run_bookings(
 ) -> None:
     engine = make_engine(database_url)
     upgrade_schema(engine)
+    logger.info("bookings database %s is at the newest schema", engine.url.database)
     settings = Settings(
         database_url=database_url,
         prefect_api_url=stack.api_url,

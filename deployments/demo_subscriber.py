@@ -1,11 +1,12 @@
 """A webhook subscriber for the main job: listens on loopback and checks each signature."""
 
-import hashlib
 import hmac
 import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tasks.delivery.signing import cal_signature
 
 
 @dataclass
@@ -29,7 +30,7 @@ class DemoSubscriber:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                expected = hmac.new(subscriber.secret.encode(), body, hashlib.sha256).hexdigest()
+                expected = cal_signature(body, subscriber.secret)
                 envelope = json.loads(body)
                 subscriber.received.append(
                     Received(

@@ -1,12 +1,16 @@
-"""The HTTP client for outside services: one per process, made on first use from settings."""
+"""Outside services: the one HTTP client of a process, made on first use from settings, and
+how a provider's answer is sorted into success, a transient fault or a permanent one."""
 
 import logging
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
 import httpx
 from pydantic import SecretStr
 
 from booking.settings import get_settings
+from booking.timeutil import utcnow
+from tasks.errors import PermanentError, TransientError
 
 
 @lru_cache(maxsize=1)
@@ -28,3 +32,33 @@ def http_client() -> httpx.Client:
 def bearer(secret: SecretStr | None) -> dict[str, str]:
     """An Authorization header for a configured key; none when no key is set."""
     return {"Authorization": f"Bearer {secret.get_secret_value()}"} if secret else {}
+
+
+def raise_for_provider(response: httpx.Response, provider: str) -> None:
+    """2xx passes, 429 and 5xx are transient, any other status is permanent.
+
+    The message names the provider and status only: bodies may echo credentials or data.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 429 or status >= 500:
+        raise TransientError(
+            f"{provider} answered {status}",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    raise PermanentError(f"{provider} answered {status}")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - utcnow()).total_seconds())

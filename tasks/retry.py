@@ -1,123 +1,67 @@
-"""The one retry policy every step declares: transient faults only, backoff with jitter.
+"""The one retry policy every step declares: transient faults only, exponential backoff with
+Prefect's jitter.
 
-Prefect's `retry_jitter_factor` does nothing for tasks in 3.x, so the delay list is randomised
-here, once per decorated task (each process re-imports the flows, so workers differ).
+Retry counts and first delays come from the settings, read once when the steps are imported:
+a flow-run process imports them with its worker's environment.
 """
 
-import random
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from prefect import Task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
+from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from booking.models.types import utcnow
+from booking.settings import get_settings
+from tasks.errors import TransientError
 
-RETRIES = 4
-BASE_DELAY_SECONDS = 2.0
-MAX_DELAY_SECONDS = 120.0
-JITTER = 0.5
-
-
-class TransientHTTPError(Exception):
-    """A provider answered 5xx or 429: worth another attempt."""
-
-    def __init__(self, status_code: int, retry_after: float | None = None):
-        self.status_code = status_code
-        self.retry_after = retry_after
-        super().__init__(f"provider answered {status_code}")
-
+# Each delay is drawn around its mean, at most this fraction above it, so steps that failed
+# together (a provider outage) do not retry in lockstep.
+JITTER_FACTOR = 0.5
+# Local database steps: a few quick retries for a dropped connection or a lock.
+DATABASE_RETRIES = 3
+DATABASE_FIRST_DELAY_SECONDS = 1.0
 
 TRANSIENT = (
-    TransientHTTPError,
+    TransientError,
     httpx.TimeoutException,
     httpx.NetworkError,
     httpx.RemoteProtocolError,
     OperationalError,
 )
 
-
-def backoff_delays(
-    retries: int = RETRIES,
-    base: float = BASE_DELAY_SECONDS,
-    cap: float = MAX_DELAY_SECONDS,
-    jitter: float = JITTER,
-    rng: random.Random | None = None,
-) -> list[float]:
-    """Exponential delays (base, 2*base, 4*base ...) each stretched by up to +`jitter`."""
-    rng = rng or random.Random()
-    return [
-        round(min(cap, base * 2**attempt) * (1 + rng.uniform(0, jitter)), 3)
-        for attempt in range(retries)
-    ]
+StepKind = Literal["database", "webhook", "provider"]
 
 
 def is_transient(exc: BaseException) -> bool:
+    """Timeouts, connection errors, 5xx and 429 answers, and lost database connections."""
     if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError):
         return bool(exc.connection_invalidated)
     return isinstance(exc, TRANSIENT)
 
 
-def retry_transient(task: object, task_run: TaskRun, state: State) -> bool:
-    """`retry_condition_fn` for every step: retry timeouts, connection errors, 5xx and 429."""
+def retry_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """`retry_condition_fn` of every step: retry a transient fault, never a 4xx or a bug."""
     exc = state.data if isinstance(state.data, BaseException) else None
     return exc is not None and is_transient(exc)
 
 
-class ProviderRejected(Exception):
-    """A provider refused the request with a 4xx a retry cannot fix."""
-
-
-def raise_for_provider(response: httpx.Response, provider: str) -> None:
-    """Sort a provider's answer: 2xx passes, 429/5xx retry, any other status fails for good.
-
-    The message names the provider and status only: bodies may echo credentials or data.
-    """
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    if status == 429 or status >= 500:
-        raise TransientHTTPError(status, parse_retry_after(response.headers.get("Retry-After")))
-    raise ProviderRejected(f"{provider} answered {status}")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())
-
-
-def with_policy(step: Task, *, retries: int, base_seconds: float) -> Task:
-    """The step with this deployment's retry count and first delay (settings decide)."""
-    return step.with_options(
-        retries=retries, retry_delay_seconds=backoff_delays(retries, base=base_seconds)
-    )
-
-
-def step_policy(retries: int = 3, base_seconds: float = 1.0) -> dict[str, Any]:
-    """Keyword arguments for `@task`: transient-only retries with jittered backoff, no cache."""
-    from prefect.cache_policies import NO_CACHE
-
+def step_policy(kind: StepKind) -> dict[str, Any]:
+    """`@task` keyword arguments of a step: its retries (first delay doubling each time,
+    jittered), transient faults only, and no result cache (every step is a side effect)."""
+    settings = get_settings()
+    retries, first_delay = {
+        "database": (DATABASE_RETRIES, DATABASE_FIRST_DELAY_SECONDS),
+        "webhook": (settings.webhook_retries, settings.webhook_retry_base_seconds),
+        "provider": (settings.provider_retries, settings.provider_retry_base_seconds),
+    }[kind]
     return {
         "retries": retries,
-        "retry_delay_seconds": backoff_delays(retries, base=base_seconds),
+        "retry_delay_seconds": exponential_backoff(backoff_factor=first_delay),
+        "retry_jitter_factor": JITTER_FACTOR,
         "retry_condition_fn": retry_transient,
         "cache_policy": NO_CACHE,
     }
-
-
-# Local database steps: a few quick retries for a dropped connection or a lock.
-DB_STEP = step_policy()
-# Calls to outside services: the flows override count and delay from settings.
-PROVIDER_STEP = step_policy(retries=RETRIES, base_seconds=BASE_DELAY_SECONDS)

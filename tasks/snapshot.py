@@ -5,14 +5,15 @@ from prefect import task
 from booking.db import configured_engine, session_scope
 from booking.outbox import load_payload
 from booking.payload import PostCommitPayload
-from tasks.retry import DB_STEP
+from tasks.errors import PermanentError
+from tasks.retry import step_policy
 
 
-class SnapshotMismatch(ValueError):
+class SnapshotMismatch(PermanentError):
     """The flow was started with a booking uid that is not the event's booking."""
 
 
-@task(name="load booking snapshot", **DB_STEP)
+@task(name="load booking snapshot", **step_policy("database"))
 def load_snapshot(event_id: str, booking_uid: str) -> PostCommitPayload:
     """Read the post-commit payload the booking transaction wrote."""
     with session_scope(configured_engine()) as session:

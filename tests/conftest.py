@@ -7,12 +7,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psycopg
-import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session
+TEST_SETTINGS = {
+    # Subscribers in tests are real servers on loopback: allow exactly that.
+    "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+    "BOOKING_WEBHOOK_RETRIES": "3",
+    "BOOKING_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
+    "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "1.0",
+    "BOOKING_WEBHOOK_CONNECT_TIMEOUT_SECONDS": "1.0",
+    "BOOKING_PROVIDER_RETRIES": "2",
+    "BOOKING_PROVIDER_RETRY_BASE_SECONDS": "0.05",
+}
+# Steps read their retry policy when they are imported (tasks/retry.py), which is before any
+# fixture runs: the tests' quick retries must be in the environment first.
+os.environ.update(TEST_SETTINGS)
 
-from booking.db import make_engine, upgrade_schema
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+from sqlalchemy import Engine  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from booking.db import make_engine, upgrade_schema  # noqa: E402
 
 if TYPE_CHECKING:
     from booking.settings import Settings
@@ -92,16 +106,6 @@ def engine(database_url: str) -> Iterator[Engine]:
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
-
-
-TEST_SETTINGS = {
-    # Subscribers in tests are real servers on loopback: allow exactly that.
-    "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
-    "BOOKING_WEBHOOK_RETRIES": "3",
-    "BOOKING_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
-    "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "1.0",
-    "BOOKING_WEBHOOK_CONNECT_TIMEOUT_SECONDS": "1.0",
-}
 
 
 @pytest.fixture

@@ -2,11 +2,14 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
 from booking.models import EventType, EventTypeHost, Membership, Team, User
+
+if TYPE_CHECKING:
+    from booking.payload import PostCommitPayload
 
 
 def unique(prefix: str) -> str:
@@ -98,3 +101,62 @@ def make_workflow(
     session.add(WorkflowStep(workflow_id=workflow.id, action=action, **step))
     session.commit()
     return workflow
+
+
+def snapshot(confirmed: bool = True, reschedule: bool = False) -> "PostCommitPayload":
+    """A post-commit payload built by hand, for the pure code that reads one."""
+    from booking.enums import BookingStatus
+    from booking.payload import (
+        AttendeeSnapshot,
+        EventTypeSnapshot,
+        HostSnapshot,
+        PostCommitPayload,
+        RescheduleSnapshot,
+    )
+
+    host = HostSnapshot(
+        id=1, name="Host", email="h@x.example", time_zone="UTC", locale="en", time_format=24
+    )
+    return PostCommitPayload(
+        event_id="e1",
+        booking_id=7,
+        booking_uid="uid7",
+        title="Intro",
+        description=None,
+        start=datetime(2031, 1, 1, 9, tzinfo=UTC),
+        end=datetime(2031, 1, 1, 9, 30, tzinfo=UTC),
+        created_at=datetime(2030, 12, 1, tzinfo=UTC),
+        status=BookingStatus.ACCEPTED if confirmed else BookingStatus.PENDING,
+        location=None,
+        metadata={},
+        responses={},
+        tracking_id=None,
+        confirmed_by_default=confirmed,
+        team_id=None,
+        event_type=EventTypeSnapshot(
+            id=3,
+            slug="intro",
+            title="Intro",
+            length_minutes=30,
+            price=0,
+            currency="usd",
+            requires_confirmation=False,
+            owner_id=1,
+            team_id=None,
+        ),
+        organizer=host,
+        hosts=[host],
+        attendees=[
+            AttendeeSnapshot(
+                name="Ada", email="a@x.example", time_zone="Europe/Berlin", locale="de"
+            )
+        ],
+        reschedule=RescheduleSnapshot(
+            original_uid="old",
+            original_booking_id=6,
+            original_start=datetime(2030, 12, 31, tzinfo=UTC),
+            original_end=datetime(2030, 12, 31, 1, tzinfo=UTC),
+        )
+        if reschedule
+        else None,
+    )

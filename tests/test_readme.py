@@ -1,11 +1,18 @@
 import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session
 
 from booking.settings import PROJECT_ROOT, Settings
+from tests.factories import make_event_type
+
+README = (PROJECT_ROOT / "README.md").read_text()
 
 
 def test_readme_configuration_table_lists_every_setting() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    documented = set(re.findall(r"^\| `(BOOKING_[A-Z_]+)` \|", readme, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `(BOOKING_[A-Z_]+)` \|", README, flags=re.MULTILINE))
 
     expected = {f"BOOKING_{name.upper()}" for name in Settings.model_fields}
 
@@ -13,7 +20,45 @@ def test_readme_configuration_table_lists_every_setting() -> None:
 
 
 def test_readme_opens_with_the_two_commands() -> None:
-    top = (PROJECT_ROOT / "README.md").read_text().splitlines()[:8]
+    top = README.splitlines()[:8]
 
     assert any(line.startswith("make run") for line in top)
     assert any(line.startswith("make test") for line in top)
+
+
+def test_the_web_app_snippet_books_and_hands_off(configure, prefect_server, engine) -> None:
+    configure(prefect_api_url=prefect_server.api_url)
+    (snippet,) = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    with Session(engine) as session:
+        event_type_id = make_event_type(session).id
+    start = datetime.now(UTC) + timedelta(days=3)
+    namespace: dict = {}
+
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    try:
+        result = namespace["book"](
+            {
+                "event_type_id": event_type_id,
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=30)).isoformat(),
+                "booker": {"name": "Ada", "email": "ada@bookers.example", "time_zone": "UTC"},
+            }
+        )
+    finally:
+        namespace["dispatcher"].close()
+
+    assert result.status == "ACCEPTED" and result.dispatch == "handed-off"
+
+
+def test_the_schema_upgrade_one_liner_runs(configure, tmp_path) -> None:
+    (command,) = re.findall(r'^`?python -c "(.*?)"`?', README, flags=re.MULTILINE)
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+
+    subprocess.run(
+        [sys.executable, "-c", command],
+        env={"BOOKING_DATABASE_URL": url, "PATH": ""},
+        cwd=PROJECT_ROOT,
+        check=True,
+    )
+
+    assert (tmp_path / "fresh.db").stat().st_size > 0

@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from booking.models.types import UTCDateTime, utcnow
+from booking.models.types import UTCDateTime
+from booking.timeutil import utcnow
 
 
 class User(SQLModel, table=True):

@@ -7,7 +7,8 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from booking.enums import BookingStatus
-from booking.models.types import UTCDateTime, enum_type, utcnow
+from booking.models.types import UTCDateTime, enum_type
+from booking.timeutil import utcnow
 
 
 class EventType(SQLModel, table=True):

@@ -4,12 +4,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from booking.models.types import UTCDateTime, utcnow
+from booking.models.types import UTCDateTime
+from booking.models.work import Leased
+from booking.timeutil import utcnow
 
 
-class OutboxEvent(SQLModel, table=True):
+class OutboxEvent(Leased, table=True):
     """The post-commit payload snapshot, and what became of its dispatch."""
 
     __table_args__ = (Index("ix_outboxevent_pending", "dispatched_at", "created_at"),)
@@ -26,5 +28,4 @@ class OutboxEvent(SQLModel, table=True):
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     dispatch_attempts: int = 0
     last_error: str | None = None
-    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -24,10 +24,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def enum_type(enum_cls: type) -> Enum:
     """A portable enum column: a VARCHAR of the member values, no native database type."""
     return Enum(

@@ -6,8 +6,10 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from booking.enums import TimeUnit, WebhookTrigger, WorkStatus
-from booking.models.types import UTCDateTime, enum_type, utcnow
+from booking.enums import TimeUnit, WebhookTrigger
+from booking.models.types import UTCDateTime, enum_type
+from booking.models.work import DueWork
+from booking.timeutil import utcnow
 
 
 class WebhookSubscription(SQLModel, table=True):
@@ -30,24 +32,13 @@ class WebhookSubscription(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
-class ScheduledTrigger(SQLModel, table=True):
+class ScheduledTrigger(DueWork, table=True):
     """A webhook to send at `due_at` (meeting started/ended, no-show checks)."""
 
     __table_args__ = (Index("ix_scheduledtrigger_status_due", "status", "due_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    dedupe_key: str = Field(unique=True)
-    booking_id: int = Field(foreign_key="booking.id", index=True)
     subscription_id: int = Field(foreign_key="webhooksubscription.id", index=True)
     trigger_event: WebhookTrigger = Field(sa_type=enum_type(WebhookTrigger))
-    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    status: WorkStatus = Field(default=WorkStatus.PENDING, sa_type=enum_type(WorkStatus))
-    attempts: int = 0
-    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    last_error: str | None = None
-    skip_reason: str | None = None
-    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
 class WebhookDelivery(SQLModel, table=True):

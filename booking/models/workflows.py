@@ -1,12 +1,11 @@
 """Workflows (reminder rules), their steps, where they apply, and the reminders they plan."""
 
-from datetime import datetime
-
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from booking.enums import ReminderMethod, TimeUnit, WorkflowAction, WorkflowTrigger, WorkStatus
-from booking.models.types import UTCDateTime, enum_type, utcnow
+from booking.enums import ReminderMethod, TimeUnit, WorkflowAction, WorkflowTrigger
+from booking.models.types import enum_type
+from booking.models.work import DueWork
 
 
 class Workflow(SQLModel, table=True):
@@ -41,14 +40,11 @@ class WorkflowStep(SQLModel, table=True):
     body_template: str | None = Field(default=None, sa_column=Column(Text))
 
 
-class WorkflowReminder(SQLModel, table=True):
+class WorkflowReminder(DueWork, table=True):
     """One message to one recipient at `due_at`: a workflow step's or the mandatory one."""
 
     __table_args__ = (Index("ix_workflowreminder_status_due", "status", "due_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    dedupe_key: str = Field(unique=True)
-    booking_id: int = Field(foreign_key="booking.id", index=True)
     workflow_step_id: int | None = Field(default=None, foreign_key="workflowstep.id")
     is_mandatory: bool = False
     method: ReminderMethod = Field(sa_type=enum_type(ReminderMethod))
@@ -56,11 +52,3 @@ class WorkflowReminder(SQLModel, table=True):
     recipient_name: str | None = None
     locale: str = "en"
     time_zone: str = "UTC"
-    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    status: WorkStatus = Field(default=WorkStatus.PENDING, sa_type=enum_type(WorkStatus))
-    attempts: int = 0
-    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    last_error: str | None = None
-    skip_reason: str | None = None
-    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

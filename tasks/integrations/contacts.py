@@ -4,8 +4,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from booking.models import Contact
-from booking.models.types import utcnow
 from booking.payload import PostCommitPayload
+from booking.timeutil import utcnow
 
 
 def upsert_attendees(session: Session, payload: PostCommitPayload) -> int:

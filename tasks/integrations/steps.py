@@ -10,7 +10,7 @@ from booking.db import configured_engine, session_scope
 from booking.models import Booking, BookingHost, ChatAccount, PushDevice
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
-from tasks.clients import bearer, http_client
+from tasks.clients import bearer, http_client, raise_for_provider
 from tasks.integrations import contacts
 from tasks.integrations.messages import (
     analytics_event,
@@ -18,7 +18,7 @@ from tasks.integrations.messages import (
     is_chat_syncable,
     push_message,
 )
-from tasks.retry import DB_STEP, PROVIDER_STEP, raise_for_provider
+from tasks.retry import step_policy
 
 UNREGISTERED = {"UNREGISTERED", "INVALID_ARGUMENT", "NOT_FOUND"}
 
@@ -29,7 +29,7 @@ class Device:
     token: str
 
 
-@task(name="find host push devices", **DB_STEP)
+@task(name="find host push devices", **step_policy("database"))
 def find_push_devices(payload: PostCommitPayload) -> list[Device]:
     """The organizer's registered devices, when push is configured."""
     settings, engine = get_settings(), configured_engine()
@@ -46,8 +46,12 @@ def find_push_devices(payload: PostCommitPayload) -> list[Device]:
     return devices
 
 
-@task(name="send push to host device", **PROVIDER_STEP)
-def send_push(payload: PostCommitPayload, device: Device) -> str:
+@task(
+    name="send push to host device",
+    task_run_name="send push to host device {device.id}",
+    **step_policy("provider"),
+)
+def send_push(device: Device, payload: PostCommitPayload) -> str:
     """One FCM-style message to one device; an invalid token is unregistered."""
     settings, engine = get_settings(), configured_engine()
     url = f"{settings.push_base_url}/v1/projects/{settings.push_project_id}/messages:send"
@@ -72,7 +76,7 @@ def _fcm_status(response: httpx.Response) -> str | None:
         return None
 
 
-@task(name="sync booking to chat", **PROVIDER_STEP)
+@task(name="sync booking to chat", **step_policy("provider"))
 def sync_chat(payload: PostCommitPayload) -> str:
     """POST a new accepted booking (PATCH a reschedule) for hosts with chat accounts."""
     settings, engine = get_settings(), configured_engine()
@@ -98,7 +102,7 @@ def sync_chat(payload: PostCommitPayload) -> str:
     return "patched" if payload.is_reschedule else "posted"
 
 
-@task(name="identify hosts in Customer.io", **PROVIDER_STEP)
+@task(name="identify hosts in Customer.io", **step_policy("provider"))
 def identify_hosts(payload: PostCommitPayload) -> str:
     """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
     settings, engine = get_settings(), configured_engine()
@@ -130,7 +134,7 @@ def identify_hosts(payload: PostCommitPayload) -> str:
     return f"identified {len(payload.hosts)} hosts"
 
 
-@task(name="sync booker to host contacts", **DB_STEP)
+@task(name="sync booker to host contacts", **step_policy("database"))
 def sync_contacts(payload: PostCommitPayload) -> str:
     """Upsert the booker and the other attendees into the organizer's contacts."""
     engine = configured_engine()
@@ -139,7 +143,7 @@ def sync_contacts(payload: PostCommitPayload) -> str:
     return f"upserted {changed} contacts"
 
 
-@task(name="send analytics event", **PROVIDER_STEP)
+@task(name="send analytics event", **step_policy("provider"))
 def send_analytics(payload: PostCommitPayload) -> str:
     """One lead/conversion event per booking; the idempotency key makes retries count once."""
     settings = get_settings()

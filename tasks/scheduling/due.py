@@ -6,16 +6,24 @@ until `due_max_attempts`, then stays FAILED with its last error.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
 from booking.db import configured_engine, session_scope
-from booking.enums import BookingStatus, ReminderMethod, WebhookTrigger, WorkStatus
+from booking.enums import (
+    NO_SHOW_TRIGGERS,
+    BookingStatus,
+    ReminderMethod,
+    WebhookTrigger,
+    WorkStatus,
+)
 from booking.models import (
     Attendee,
     Booking,
@@ -25,10 +33,13 @@ from booking.models import (
     WorkflowReminder,
     WorkflowStep,
 )
-from booking.models.types import utcnow
+from booking.models.work import DueWork
 from booking.settings import get_settings
 from booking.snapshot import build_payload
-from booking.timeutil import iso_utc
+from booking.timeutil import iso_utc, utcnow
+from tasks.delivery.body import booking_data
+from tasks.delivery.message import WebhookMessage, message_id, url_host
+from tasks.delivery.send import send_webhook
 from tasks.scheduling.sending import (
     attendees_who_joined,
     local_time,
@@ -36,43 +47,48 @@ from tasks.scheduling.sending import (
     send_email,
     send_sms,
 )
-from tasks.webhooks.body import booking_data, message_id
-from tasks.webhooks.steps import WebhookMessage, send_webhook
 
 Outcome = Literal["sent", "skipped"]
-NO_SHOW = (
-    WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW,
-    WebhookTrigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW,
-)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Ids of the rows one sweep leased."""
+
+    triggers: list[int]
+    reminders: list[int]
 
 
 @task(name="claim due work", cache_policy=NO_CACHE)
-def claim_due(now: datetime) -> dict[str, list[int]]:
+def claim_due(now: datetime) -> Claimed:
     """Lease the due webhook triggers and reminders this sweep will deliver."""
     settings = get_settings()
     lease = now + timedelta(seconds=settings.due_lease_seconds)
-    claimed = {}
+
+    def due(session: Session, model: type[DueWork]) -> list[int]:
+        return claim(
+            session,
+            model,
+            conditions=(
+                col(model.status) == WorkStatus.PENDING,
+                col(model.due_at) <= now,
+                col(model.attempts) < settings.due_max_attempts,
+            ),
+            order_by=model.due_at,
+            limit=settings.due_batch_size,
+            now=now,
+            lease_until=lease,
+        )
+
     with session_scope(configured_engine()) as session:
-        for name, model in (("triggers", ScheduledTrigger), ("reminders", WorkflowReminder)):
-            claimed[name] = claim(
-                session,
-                model,
-                conditions=(
-                    col(model.status) == WorkStatus.PENDING,
-                    col(model.due_at) <= now,
-                    col(model.attempts) < settings.due_max_attempts,
-                ),
-                order_by=model.due_at,
-                limit=settings.due_batch_size,
-                now=now,
-                lease_until=lease,
-            )
-    return claimed
+        return Claimed(
+            triggers=due(session, ScheduledTrigger), reminders=due(session, WorkflowReminder)
+        )
 
 
-def _finish(model: Any, row_id: int, outcome: str, detail: str | None = None) -> None:
+def _finish(model: type[DueWork], row_id: int, outcome: str, detail: str | None = None) -> None:
     with session_scope(configured_engine()) as session:
-        row = session.get(model, row_id)
+        row = session.get_one(model, row_id)
         row.claimed_until = None
         if outcome == "sent":
             row.status, row.sent_at = WorkStatus.SENT, utcnow()
@@ -87,7 +103,7 @@ def _finish(model: Any, row_id: int, outcome: str, detail: str | None = None) ->
 
 
 def _settle(
-    model: Any, row_id: int, deliver: Callable[[int], tuple[Outcome, str | None]]
+    model: type[DueWork], row_id: int, deliver: Callable[[int], tuple[Outcome, str | None]]
 ) -> Outcome:
     """Deliver one row and record how it ended; a failure is recorded, then re-raised so
     the task run shows it."""
@@ -108,7 +124,11 @@ def _closed_reason(booking: Booking | None) -> str | None:
     return None
 
 
-@task(name="deliver due webhook trigger", cache_policy=NO_CACHE)
+@task(
+    name="deliver due webhook trigger",
+    task_run_name="deliver due trigger #{trigger_id}",
+    cache_policy=NO_CACHE,
+)
 def deliver_due_trigger(trigger_id: int) -> Outcome:
     """Send one MEETING_STARTED/ENDED or no-show webhook whose time has come."""
     return _settle(ScheduledTrigger, trigger_id, _deliver_trigger)
@@ -126,7 +146,7 @@ def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
             return "skipped", "subscription no longer active"
         payload = build_payload(session, booking, event_id=f"trigger-{row.id}")
         data = booking_data(payload, row.trigger_event)
-        if row.trigger_event in NO_SHOW:
+        if row.trigger_event in NO_SHOW_TRIGGERS:
             if not settings.attendance_base_url:
                 return "skipped", "no meeting attendance source configured"
             absent = _absentees(session, booking, row.trigger_event, payload)
@@ -136,6 +156,7 @@ def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
         message = WebhookMessage(
             message_id=message_id(f"trigger-{row.id}", row.subscription_id, row.trigger_event),
             subscription_id=row.subscription_id,
+            host=url_host(subscription.subscriber_url),
             trigger=row.trigger_event,
             booking_uid=booking.uid,
             created_at=iso_utc(row.due_at),
@@ -144,7 +165,7 @@ def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
         attempt = row.attempts + 1
     report = send_webhook(message, attempt_no=attempt)
     if report.outcome == "delivered" or report.outcome == "already-delivered":
-        if row.trigger_event in NO_SHOW:
+        if row.trigger_event in NO_SHOW_TRIGGERS:
             _mark_no_show(booking.id, row.trigger_event, {e["email"] for e in data["noShow"]})
         return "sent", None
     return "skipped", f"subscription {report.outcome}"
@@ -172,7 +193,11 @@ def _mark_no_show(booking_id: int, trigger: WebhookTrigger, absent: set[str]) ->
                 session.add(attendee)
 
 
-@task(name="send due reminder", cache_policy=NO_CACHE)
+@task(
+    name="send due reminder",
+    task_run_name="send due reminder #{reminder_id}",
+    cache_policy=NO_CACHE,
+)
 def send_due_reminder(reminder_id: int) -> Outcome:
     """Email or text one reminder whose time has come, in the recipient's language and zone."""
     return _settle(WorkflowReminder, reminder_id, _send_reminder)
@@ -213,3 +238,19 @@ def _send_reminder(reminder_id: int) -> tuple[Outcome, str | None]:
         )
     get_run_logger().info("reminder %s sent by %s", reminder_id, method.value.lower())
     return "sent", None
+
+
+@task(name="summarise sweep", cache_policy=NO_CACHE)
+def summarise_sweep(now: datetime, outcomes: list[Outcome | BaseException]) -> dict[str, int]:
+    """A table in the UI of what this sweep claimed, sent, skipped and failed."""
+    counts = {
+        "claimed": len(outcomes),
+        "sent": outcomes.count("sent"),
+        "skipped": outcomes.count("skipped"),
+        "failed": sum(isinstance(outcome, BaseException) for outcome in outcomes),
+    }
+    create_table_artifact(
+        key="deliver-due-work", table=[counts], description=f"Due work as of {now.isoformat()}"
+    )
+    get_run_logger().info(", ".join(f"{n} {k}" for k, n in counts.items()))
+    return counts

@@ -1,7 +1,6 @@
 """Senders of due work: reminder emails over SMTP, SMS through a Twilio-like API, and the
 meeting attendance source of no-show checks. Each raises on failure; the caller records it."""
 
-import re
 import smtplib
 from datetime import datetime
 from email.message import EmailMessage
@@ -10,19 +9,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from booking.i18n import translate
+from booking.phone import is_e164
 from booking.settings import Settings
-from tasks.clients import bearer, http_client
-from tasks.retry import raise_for_provider
-
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_sandbox = ImmutableSandboxedEnvironment(autoescape=False)
+from tasks.clients import bearer, http_client, raise_for_provider
+from tasks.errors import PermanentError
+from tasks.templates import render_template
 
 
-class InvalidRecipient(ValueError):
+class InvalidRecipient(PermanentError):
     """A reminder's recipient cannot receive it (e.g. a phone number not in E.164 form)."""
 
 
@@ -40,13 +36,10 @@ def reminder_text(
             translate(locale, "reminder_subject").format(**context),
             translate(locale, "reminder_body").format(**context),
         )
-    try:
-        return (
-            _sandbox.from_string(subject or "{{ title }}").render(context),
-            _sandbox.from_string(body or "").render(context),
-        )
-    except (SecurityError, TemplateError) as exc:
-        raise InvalidRecipient(f"reminder template rejected: {exc}") from None
+    return (
+        render_template(subject or "{{ title }}", context, what="reminder subject template"),
+        render_template(body or "", context, what="reminder body template"),
+    )
 
 
 def send_email(settings: Settings, *, to: str, subject: str, body: str, message_key: str) -> None:
@@ -66,10 +59,10 @@ def send_email(settings: Settings, *, to: str, subject: str, body: str, message_
 
 
 def send_sms(settings: Settings, *, to: str, body: str) -> None:
-    if not E164.match(to):
+    if not is_e164(to):
         raise InvalidRecipient("phone number is not in E.164 form")
     if not (settings.sms_base_url and settings.sms_account_sid and settings.sms_auth_token):
-        raise InvalidRecipient("SMS is not configured")
+        raise PermanentError("SMS is not configured")
     response = http_client().post(
         f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json",
         data={"To": to, "From": settings.sms_from, "Body": body},

@@ -4,10 +4,11 @@ from prefect import get_run_logger, task
 from sqlmodel import col, or_, select, update
 
 from booking.db import configured_engine, insert_once, session_scope
-from booking.enums import TimeUnit, WebhookTrigger, WorkStatus
+from booking.enums import NO_SHOW_TRIGGERS, TimeUnit, WorkStatus
 from booking.models import Workflow, WorkflowActivation, WorkflowReminder, WorkflowStep
 from booking.payload import PostCommitPayload
-from tasks.retry import DB_STEP
+from tasks.delivery import store
+from tasks.retry import step_policy
 from tasks.scheduling.plan import (
     PlannedReminder,
     StepRule,
@@ -15,15 +16,9 @@ from tasks.scheduling.plan import (
     offset,
     plan_workflow_reminders,
 )
-from tasks.webhooks import store
-
-NO_SHOW_TRIGGERS = (
-    WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW,
-    WebhookTrigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW,
-)
 
 
-@task(name="load workflows", **DB_STEP)
+@task(name="load workflows", **step_policy("database"))
 def load_rules(payload: PostCommitPayload) -> list[StepRule]:
     """Steps of the active workflows of this event type, its host or its team."""
     owners = [col(Workflow.user_id) == payload.organizer.id]
@@ -54,7 +49,7 @@ def load_rules(payload: PostCommitPayload) -> list[StepRule]:
         ]
 
 
-@task(name="cancel original booking's reminders", **DB_STEP)
+@task(name="cancel original booking's reminders", **step_policy("database"))
 def cancel_original_reminders(payload: PostCommitPayload) -> int:
     """On a reschedule, the replaced booking's pending reminders are not sent."""
     assert payload.reschedule is not None
@@ -99,19 +94,19 @@ def _store(payload: PostCommitPayload, planned: list[PlannedReminder], what: str
     return stored
 
 
-@task(name="schedule mandatory reminder", **DB_STEP)
+@task(name="schedule mandatory reminder", **step_policy("database"))
 def schedule_mandatory_reminder(payload: PostCommitPayload, rules: list[StepRule]) -> int:
     """An attendee email one hour before, unless a workflow or confirmation rules it out."""
     return _store(payload, mandatory_reminders(payload, rules), "mandatory reminder")
 
 
-@task(name="schedule workflow reminders", **DB_STEP)
+@task(name="schedule workflow reminders", **step_policy("database"))
 def schedule_workflow_reminders(payload: PostCommitPayload, rules: list[StepRule]) -> int:
     """One row per recipient of every workflow step that applies to this booking."""
     return _store(payload, plan_workflow_reminders(payload, rules), "workflow reminders")
 
 
-@task(name="schedule no-show checks", **DB_STEP)
+@task(name="schedule no-show checks", **step_policy("database"))
 def schedule_no_show_triggers(payload: PostCommitPayload) -> int:
     """A row due at start + offset for each host/guest no-show subscriber of a confirmed booking."""
     if not payload.confirmed_by_default:

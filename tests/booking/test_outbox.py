@@ -4,9 +4,9 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from booking.models.types import utcnow
 from booking.outbox import claim_pending, record_dispatch
 from booking.service import create_booking
+from booking.timeutil import utcnow
 from tests.factories import booking_request, make_event_type
 
 GRACE = timedelta(seconds=30)

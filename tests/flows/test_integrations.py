@@ -29,8 +29,6 @@ def providers(configure, httpserver: HTTPServer) -> HTTPServer:
         customerio_api_key="cio-key-secret",
         analytics_url=httpserver.url_for("/analytics/events"),
         analytics_api_key="analytics-secret",
-        provider_retries="2",
-        provider_retry_base_seconds="0.05",
     )
     return httpserver
 

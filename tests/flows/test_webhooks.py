@@ -357,7 +357,7 @@ def test_pending_booking_stores_no_meeting_triggers(db: Session) -> None:
     )
 
 
-def test_the_run_summarises_deliveries_and_never_logs_the_secret(
+def test_the_run_tabulates_deliveries_and_never_logs_the_secret(
     db: Session, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     from prefect.client.orchestration import get_client
@@ -388,4 +388,6 @@ def test_the_run_summarises_deliveries_and_never_logs_the_secret(
         (summary,) = [
             a for a in client.read_artifacts() if a.key == f"webhooks-{result.uid.lower()}"
         ]
-    assert "deliver to localhost" in summary.data and "FAILED" in summary.data
+    (row,) = json.loads(summary.data)
+    assert row["subscriber"] == f"localhost #{sub.id}" and row["outcome"] == "failed"
+    assert row["webhook-id"] == attempts(db, sub.id)[0].message_id

@@ -1,21 +1,22 @@
-import random
-
 import httpx
 import pytest
+from prefect import flow, task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from tasks.retry import TransientHTTPError, backoff_delays, is_transient
-from tasks.webhooks.guard import RefusedURL
-from tasks.webhooks.steps import DeliveryRejected
+from tasks.delivery.guard import RefusedURL
+from tasks.errors import PermanentError, TransientError
+from tasks.retry import JITTER_FACTOR, is_transient, step_policy
 
 
 @pytest.mark.parametrize(
     ("exc", "transient"),
     [
-        (TransientHTTPError(503), True),
-        (TransientHTTPError(429, retry_after=3), True),
+        (TransientError("provider answered 503"), True),
+        (TransientError("provider answered 429", retry_after=3), True),
         (httpx.ConnectError("refused"), True),
         (httpx.ReadTimeout("slow"), True),
-        (DeliveryRejected("404"), False),
+        (PermanentError("404"), False),
         (RefusedURL("internal"), False),
         (KeyError("bug"), False),
     ],
@@ -24,12 +25,45 @@ def test_only_transient_faults_are_retried(exc: Exception, transient: bool) -> N
     assert is_transient(exc) is transient
 
 
-def test_backoff_doubles_with_bounded_jitter() -> None:
-    delays = backoff_delays(4, base=2.0, cap=100, jitter=0.5, rng=random.Random(7))
+def test_a_step_policy_doubles_the_configured_first_delay(configure) -> None:
+    configure(webhook_retries="4", webhook_retry_base_seconds="5")
 
-    for attempt, delay in enumerate(delays):
-        assert 2.0 * 2**attempt <= delay <= 2.0 * 2**attempt * 1.5
+    policy = step_policy("webhook")
+
+    assert policy["retries"] == 4
+    assert policy["retry_delay_seconds"](policy["retries"]) == [5, 10, 20, 40]
+    assert policy["retry_jitter_factor"] == JITTER_FACTOR
 
 
-def test_jitter_spreads_workers_apart() -> None:
-    assert len({tuple(backoff_delays(4)) for _ in range(10)}) > 1
+def test_prefect_jitters_the_retry_delays_of_a_step(prefect_server, configure) -> None:
+    configure(provider_retries="3", provider_retry_base_seconds="0.2")
+    calls: list[int] = []
+
+    @task(name="flaky provider call", **step_policy("provider"))
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) <= 3:
+            raise TransientError("provider answered 503")
+        return "done"
+
+    @flow
+    def one_step() -> str:
+        return flaky.submit().result()
+
+    state = one_step(return_state=True)
+
+    assert state.is_completed() and len(calls) == 4
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+        waits = [
+            (s.state_details.scheduled_time - s.timestamp).total_seconds()
+            for s in client.read_task_run_states(run.id)
+            if s.name == "AwaitingRetry"
+        ]
+    exact = [0.2, 0.4, 0.8]
+    assert len(waits) == 3 and waits != pytest.approx(exact, abs=1e-3)
+    assert all(w <= e * (1 + JITTER_FACTOR) + 0.05 for w, e in zip(waits, exact, strict=True))

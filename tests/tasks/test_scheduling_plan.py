@@ -5,7 +5,7 @@ import pytest
 from booking.enums import ReminderMethod, WorkflowAction, WorkflowTrigger
 from tasks.scheduling.plan import StepRule, mandatory_reminders, plan_workflow_reminders
 from tasks.scheduling.sending import local_time
-from tests.tasks.test_webhook_body import payload
+from tests.factories import snapshot as payload
 
 
 def rule(trigger, action=WorkflowAction.EMAIL_ATTENDEE, hours=24, send_to=None, step_id=1):

@@ -6,8 +6,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tasks.errors import PermanentError
 
-class RefusedURL(ValueError):
+
+class RefusedURL(PermanentError):
     """The subscriber URL is not allowed as a webhook target."""
 
 

@@ -5,7 +5,7 @@ import hmac
 
 from standardwebhooks import Webhook
 
-from tasks.webhooks.signing import NO_SECRET, cal_signature, signed_headers
+from tasks.delivery.signing import NO_SECRET, cal_signature, signed_headers
 
 BODY = b'{"triggerEvent":"BOOKING_CREATED","payload":{"title":"Caf\xc3\xa9"}}'
 

@@ -1,35 +1,12 @@
-"""What a subscriber receives, pure: the trigger, the booking payload, the envelope, templates."""
+"""What a subscriber receives, pure: the booking payload, the envelope, or its template."""
 
 import json
-import uuid
 from typing import Any
-
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from booking.enums import WebhookTrigger
 from booking.payload import PersonSnapshot, PostCommitPayload
 from booking.timeutil import iso_utc
-
-MESSAGE_NAMESPACE = uuid.UUID("5b0c4f3e-7d4a-4a53-9a43-2f3f0e5c9b11")
-
-
-class TemplateRejected(ValueError):
-    """A subscriber's payload template failed to render or tried to escape the sandbox."""
-
-
-def booking_trigger(payload: PostCommitPayload) -> WebhookTrigger:
-    """REQUESTED while awaiting confirmation, else RESCHEDULED or CREATED."""
-    if not payload.confirmed_by_default:
-        return WebhookTrigger.BOOKING_REQUESTED
-    if payload.is_reschedule:
-        return WebhookTrigger.BOOKING_RESCHEDULED
-    return WebhookTrigger.BOOKING_CREATED
-
-
-def message_id(source: str, subscription_id: int, trigger: WebhookTrigger) -> str:
-    """`webhook-id`: the same for every attempt and re-run of one message, so it dedupes."""
-    return f"msg_{uuid.uuid5(MESSAGE_NAMESPACE, f'{source}:{subscription_id}:{trigger}').hex}"
+from tasks.templates import render_template
 
 
 def _person(person: PersonSnapshot) -> dict[str, Any]:
@@ -78,26 +55,18 @@ def envelope(trigger: WebhookTrigger, created_at: str, data: dict[str, Any]) -> 
     return {"triggerEvent": trigger.value, "createdAt": created_at, "payload": data}
 
 
-_sandbox = ImmutableSandboxedEnvironment(autoescape=False)
-
-
 def render_body(
     template: str | None, trigger: WebhookTrigger, created_at: str, data: dict[str, Any]
 ) -> tuple[bytes, str]:
     """The exact body bytes and their content type: the envelope, or the rendered template.
 
-    Templates see the envelope's keys and every payload field at the top level. They run in
-    Jinja2's immutable sandbox: reaching for Python internals raises `TemplateRejected`.
+    Templates see the envelope's keys and every payload field at the top level; a template
+    that fails or reaches for Python internals raises `TemplateRejected`.
     """
     wrapped = envelope(trigger, created_at, data)
     if template is None:
         return json.dumps(wrapped, separators=(",", ":")).encode(), "application/json"
-    try:
-        rendered = _sandbox.from_string(template).render({**data, **wrapped})
-    except SecurityError as exc:
-        raise TemplateRejected(f"payload template tried an unsafe operation: {exc}") from None
-    except TemplateError as exc:
-        raise TemplateRejected(f"payload template failed to render: {exc}") from None
+    rendered = render_template(template, {**data, **wrapped}, what="payload template")
     try:
         json.loads(rendered)
     except ValueError:

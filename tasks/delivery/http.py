@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tasks.retry import parse_retry_after
+from tasks.clients import parse_retry_after
 
 
 @dataclass(frozen=True)

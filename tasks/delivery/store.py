@@ -1,4 +1,4 @@
-"""Database side of the webhooks concern: subscribers, scheduled triggers, the delivery log."""
+"""Database side of webhook delivery: subscriptions, scheduled triggers, the delivery log."""
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -8,8 +8,8 @@ from sqlmodel import Session, col, delete, or_, select
 from booking.db import insert_once
 from booking.enums import WebhookTrigger, WorkStatus
 from booking.models import ScheduledTrigger, WebhookDelivery, WebhookSubscription
-from booking.models.types import utcnow
 from booking.payload import PostCommitPayload
+from booking.timeutil import utcnow
 
 
 def find_subscriptions(

@@ -1,72 +1,12 @@
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from booking.enums import BookingStatus, WebhookTrigger
-from booking.payload import (
-    AttendeeSnapshot,
-    EventTypeSnapshot,
-    HostSnapshot,
-    PostCommitPayload,
-    RescheduleSnapshot,
-)
-from tasks.webhooks.body import (
-    TemplateRejected,
-    booking_data,
-    booking_trigger,
-    message_id,
-    render_body,
-)
-
-
-def payload(confirmed: bool = True, reschedule: bool = False) -> PostCommitPayload:
-    host = HostSnapshot(
-        id=1, name="Host", email="h@x.example", time_zone="UTC", locale="en", time_format=24
-    )
-    return PostCommitPayload(
-        event_id="e1",
-        booking_id=7,
-        booking_uid="uid7",
-        title="Intro",
-        description=None,
-        start=datetime(2031, 1, 1, 9, tzinfo=UTC),
-        end=datetime(2031, 1, 1, 9, 30, tzinfo=UTC),
-        created_at=datetime(2030, 12, 1, tzinfo=UTC),
-        status=BookingStatus.ACCEPTED if confirmed else BookingStatus.PENDING,
-        location=None,
-        metadata={},
-        responses={},
-        tracking_id=None,
-        confirmed_by_default=confirmed,
-        team_id=None,
-        event_type=EventTypeSnapshot(
-            id=3,
-            slug="intro",
-            title="Intro",
-            length_minutes=30,
-            price=0,
-            currency="usd",
-            requires_confirmation=False,
-            owner_id=1,
-            team_id=None,
-        ),
-        organizer=host,
-        hosts=[host],
-        attendees=[
-            AttendeeSnapshot(
-                name="Ada", email="a@x.example", time_zone="Europe/Berlin", locale="de"
-            )
-        ],
-        reschedule=RescheduleSnapshot(
-            original_uid="old",
-            original_booking_id=6,
-            original_start=datetime(2030, 12, 31, tzinfo=UTC),
-            original_end=datetime(2030, 12, 31, 1, tzinfo=UTC),
-        )
-        if reschedule
-        else None,
-    )
+from booking.enums import WebhookTrigger
+from tasks.delivery.body import booking_data, render_body
+from tasks.delivery.message import booking_trigger, message_id
+from tasks.templates import TemplateRejected
+from tests.factories import snapshot as payload
 
 
 @pytest.mark.parametrize(

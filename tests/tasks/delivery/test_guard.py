@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.webhooks.guard import RefusedURL, check_url
+from tasks.delivery.guard import RefusedURL, check_url
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,74 @@
+"""Webhook messages, pure: which event a booking sends, and one message per subscriber."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from booking.enums import WebhookTrigger
+from booking.payload import PostCommitPayload
+from booking.timeutil import iso_utc
+from tasks.delivery.body import booking_data
+
+MESSAGE_NAMESPACE = uuid.UUID("5b0c4f3e-7d4a-4a53-9a43-2f3f0e5c9b11")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    subscription_id: int
+    host: str
+
+
+class WebhookMessage(BaseModel):
+    """One message for one subscriber; `message_id` is the `webhook-id` of every attempt.
+
+    `host` names the subscriber in logs and in the UI: never a URL's path or query.
+    """
+
+    message_id: str
+    subscription_id: int
+    host: str
+    trigger: WebhookTrigger
+    booking_uid: str
+    created_at: str
+    data: dict[str, Any]
+
+
+def url_host(url: str) -> str:
+    """What logs and the UI show of a subscriber URL: its host, never its path or query."""
+    return urlsplit(url).hostname or "invalid-url"
+
+
+def message_id(source: str, subscription_id: int, trigger: WebhookTrigger) -> str:
+    """`webhook-id`: the same for every attempt and re-run of one message, so it dedupes."""
+    return f"msg_{uuid.uuid5(MESSAGE_NAMESPACE, f'{source}:{subscription_id}:{trigger}').hex}"
+
+
+def booking_trigger(payload: PostCommitPayload) -> WebhookTrigger:
+    """REQUESTED while awaiting confirmation, else RESCHEDULED or CREATED."""
+    if not payload.confirmed_by_default:
+        return WebhookTrigger.BOOKING_REQUESTED
+    if payload.is_reschedule:
+        return WebhookTrigger.BOOKING_RESCHEDULED
+    return WebhookTrigger.BOOKING_CREATED
+
+
+def booking_messages(
+    payload: PostCommitPayload, trigger: WebhookTrigger, subscribers: list[Subscriber]
+) -> list[WebhookMessage]:
+    """The booking's event for each subscriber, with a `webhook-id` stable across re-runs."""
+    data = booking_data(payload, trigger)
+    return [
+        WebhookMessage(
+            message_id=message_id(payload.event_id, sub.subscription_id, trigger),
+            subscription_id=sub.subscription_id,
+            host=sub.host,
+            trigger=trigger,
+            booking_uid=payload.booking_uid,
+            created_at=iso_utc(payload.created_at),
+            data=data,
+        )
+        for sub in subscribers
+    ]

@@ -1,0 +1,124 @@
+"""One signed delivery attempt of one message, recorded in the delivery log.
+
+The webhooks flow calls it from a retried task; the due-work sweep calls it for scheduled
+triggers. It raises what decides whether another attempt can help.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from prefect import get_run_logger
+
+from booking.db import configured_engine, session_scope
+from booking.models import WebhookDelivery, WebhookSubscription
+from booking.settings import get_settings
+from booking.timeutil import utcnow
+from tasks.clients import http_client
+from tasks.delivery import store
+from tasks.delivery.body import render_body
+from tasks.delivery.guard import check_url
+from tasks.delivery.http import Attempt, post
+from tasks.delivery.message import WebhookMessage
+from tasks.delivery.signing import signed_headers
+from tasks.errors import PermanentError, TransientError
+
+Outcome = Literal["delivered", "already-delivered", "deactivated", "inactive"]
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    subscription_id: int
+    host: str
+    outcome: Outcome
+    status_code: int | None
+    attempts: int
+
+
+def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
+    """POST the message once, unless it was delivered already or the subscription is off."""
+    settings = get_settings()
+    with session_scope(configured_engine()) as session:
+        sub = session.get(WebhookSubscription, message.subscription_id)
+        if sub is None or not sub.active:
+            get_run_logger().info("subscription %s is no longer active", message.subscription_id)
+            return _report(message, "inactive", None, attempt_no)
+        url, secret, template = sub.subscriber_url, sub.secret, sub.payload_template
+        if store.was_delivered(session, message.message_id):
+            get_run_logger().info("%s already delivered to %s", message.trigger, message.host)
+            return _report(message, "already-delivered", None, attempt_no)
+        previous = store.last_attempt(session, message.message_id)
+    _honour_retry_after(previous, settings.webhook_retry_after_cap_seconds)
+
+    try:
+        check_url(url, settings.webhook_allowed_networks)
+        body, content_type = render_body(
+            template, message.trigger, message.created_at, message.data
+        )
+    except PermanentError as exc:  # a refused URL or a rejected template
+        _record(message, attempt_no, Attempt(None, 0, str(exc), None, None))
+        raise
+    headers = signed_headers(
+        message_id=message.message_id,
+        timestamp=int(time.time()),
+        body=body,
+        secret=secret,
+        content_type=content_type,
+    )
+    attempt, transport_error = post(
+        http_client(),
+        url,
+        body=body,
+        headers=headers,
+        total_timeout=settings.webhook_timeout_seconds,
+        excerpt_bytes=settings.webhook_response_excerpt_bytes,
+    )
+    _record(message, attempt_no, attempt)
+    if transport_error is not None:
+        raise transport_error
+    status = attempt.status_code or 0
+    if attempt.ok:
+        return _report(message, "delivered", status, attempt_no)
+    if status == 410:
+        with session_scope(configured_engine()) as session:
+            store.deactivate(session, message.subscription_id, "subscriber answered 410 Gone")
+        get_run_logger().warning("%s answered 410 Gone: subscription deactivated", message.host)
+        return _report(message, "deactivated", status, attempt_no)
+    if status == 429 or status >= 500:
+        raise TransientError(f"{message.host} answered {status}", retry_after=attempt.retry_after)
+    raise PermanentError(f"{message.host} answered {attempt.error}; not retried")
+
+
+def _report(
+    message: WebhookMessage, outcome: Outcome, status: int | None, attempt_no: int
+) -> DeliveryReport:
+    return DeliveryReport(message.subscription_id, message.host, outcome, status, attempt_no)
+
+
+def _honour_retry_after(previous: WebhookDelivery | None, cap: float) -> None:
+    """Do not send before the time the subscriber's last `Retry-After` asked for (capped)."""
+    if previous is None or previous.extra.get("retry_after") is None:
+        return
+    not_before = previous.created_at + timedelta(seconds=min(previous.extra["retry_after"], cap))
+    wait = (not_before - utcnow()).total_seconds()
+    if wait > 0:
+        time.sleep(wait)
+
+
+def _record(message: WebhookMessage, attempt_no: int, attempt: Attempt) -> None:
+    with session_scope(configured_engine()) as session:
+        session.add(
+            WebhookDelivery(
+                subscription_id=message.subscription_id,
+                booking_uid=message.booking_uid,
+                trigger_event=message.trigger,
+                message_id=message.message_id,
+                attempt=attempt_no,
+                status_code=attempt.status_code,
+                duration_ms=attempt.duration_ms,
+                error=attempt.error,
+                response_excerpt=attempt.excerpt,
+                extra={"retry_after": attempt.retry_after} if attempt.retry_after else {},
+            )
+        )
