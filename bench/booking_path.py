@@ -1,16 +1,16 @@
-"""What the booker waits for: create_booking with and without the post-commit hand-off.
+"""What the booker waits for: `create_booking` against the floor of any booking write.
 
-    python -m bench.booking_path [--n 200] [--database sqlite|postgresql]
+    python -m bench.booking_path [--n 300] [--database sqlite|postgresql]
 
-Compares, on one database, in one run:
-  baseline      one transaction writing the booking and its attendee (no outbox, no hand-off)
-  create        create_booking: validation + booking + attendee + host + outbox event
-  create paced  the same, paced like the live case (idle gaps cool caches; fair comparison)
-  create+live   create_booking handing off to a dispatcher on a real local Prefect server
-  create+silent create_booking handing off to a Prefect API that never answers
-and how long after commit the background dispatch had the flow run created (live server).
-Medians in milliseconds; ratios against the baseline. The live case is paced (--rate) below
-what one Prefect server creates per second; bursts beyond it queue and the relay catches up.
+  floor          read the event type, insert the booking and its attendee, commit
+  create         create_booking: validation, the booking, attendee, host link and outbox
+                 event in one transaction, no hand-off
+  create+live    create_booking handing off to a dispatcher on a live Prefect server
+  create+silent  create_booking handing off to a Prefect API that accepts and never answers
+
+Each call uses a new session, as a request handler would. The cases are interleaved call by
+call, so drift on a noisy machine moves them alike. Medians and p99 in milliseconds; ratios
+against the floor.
 """
 
 import argparse
@@ -19,19 +19,23 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from booking.db import make_engine, upgrade_schema
 from booking.enums import BookingStatus
-from booking.models import Attendee, Booking, EventType, OutboxEvent, User
-from booking.service import create_booking
+from booking.models import Attendee, Booking, EventType, User
+from booking.service import PostCommitHandoff, create_booking
 from booking.settings import Settings
 from deployments.dispatch import PostCommitDispatcher
 from deployments.local import LocalPrefect, free_port
+
+PG_ADMIN = "host=127.0.0.1 user=postgres dbname=postgres"
 
 
 def request(event_type_id: int, i: int) -> dict:
@@ -44,148 +48,152 @@ def request(event_type_id: int, i: int) -> dict:
     }
 
 
-def baseline(session: Session, event_type: EventType, host: User, i: int) -> None:
-    start = datetime(2031, 1, 1, tzinfo=UTC) + timedelta(hours=i)
-    booking = Booking(
-        uid=uuid.uuid4().hex,
-        event_type_id=event_type.id,
-        user_id=host.id,
-        title="bench",
-        start_time=start,
-        end_time=start + timedelta(minutes=30),
-        status=BookingStatus.ACCEPTED,
-    )
-    session.add(booking)
-    session.flush()
-    session.add(Attendee(booking_id=booking.id, name="B", email="b@x.example", time_zone="UTC"))
-    session.commit()
+def floor(engine: Engine, event_type_id: int, i: int) -> None:
+    """The least any booking costs: read the event type, write booking and attendee, commit."""
+    with Session(engine) as session:
+        event_type = session.get(EventType, event_type_id)
+        assert event_type is not None
+        start = datetime(2031, 1, 1, tzinfo=UTC) + timedelta(hours=i)
+        booking = Booking(
+            uid=uuid.uuid4().hex,
+            event_type_id=event_type.id,
+            user_id=event_type.owner_id,
+            title=event_type.title,
+            start_time=start,
+            end_time=start + timedelta(minutes=30),
+            status=BookingStatus.ACCEPTED,
+        )
+        session.add(booking)
+        session.flush()
+        session.add(Attendee(booking_id=booking.id, name="B", email="b@x.example", time_zone="UTC"))
+        session.commit()
 
 
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
+def create(
+    engine: Engine, event_type_id: int, i: int, handoff: PostCommitHandoff | None = None
+) -> str:
+    with Session(engine) as session:
+        result = create_booking(request(event_type_id, i), session=session, handoff=handoff)
+    assert result.event_id is not None
+    return result.event_id
 
 
-def timed(n: int, fn, pace: float = 0.0) -> list[float]:
-    samples = []
+def interleaved(cases: dict[str, Callable[[int], object]], n: int, pace: float = 0.0) -> dict:
+    """Call every case once per round, `n` rounds; seconds per call, by case."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
     for i in range(n):
-        t0 = time.perf_counter()
-        fn(i)
-        samples.append(time.perf_counter() - t0)
-        time.sleep(pace)
+        for name, case in cases.items():
+            started = time.perf_counter()
+            case(i)
+            samples[name].append(time.perf_counter() - started)
+        if pace:
+            time.sleep(pace)
     return samples
 
 
-def database(kind: str, tmp: Path) -> str:
+def summary(samples: dict[str, list[float]], base: str = "floor") -> dict[str, dict]:
+    def pct(values: list[float], q: int) -> float:
+        return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+
+    base_p50, base_p99 = pct(samples[base], 50), pct(samples[base], 99)
+    return {
+        name: {
+            "p50_ms": pct(values, 50),
+            "p99_ms": pct(values, 99),
+            "p50_ratio": pct(values, 50) / base_p50,
+            "p99_ratio": pct(values, 99) / base_p99,
+        }
+        for name, values in samples.items()
+    }
+
+
+def new_database(kind: str, tmp: Path) -> str:
     if kind == "sqlite":
-        return f"sqlite:///{tmp / 'bench.db'}"
+        return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.db'}"
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 def prefect_database() -> str:
+    """A fresh PostgreSQL database for a Prefect server (SQLite locks under load)."""
     name = f"bench_prefect_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={name}", autocommit=True) as c:
         c.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument(
-        "--rate", type=float, default=5.0, help="bookings per second in the create+live case"
-    )
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    url = database(args.database, tmp)
+def seed_event_type(engine: Engine) -> int:
+    with Session(engine) as session:
+        host = User(name="Bench Host", email=f"host-{uuid.uuid4().hex[:6]}@bench.example")
+        session.add(host)
+        session.commit()
+        event_type = EventType(slug="bench", title="Bench", owner_id=host.id)
+        session.add(event_type)
+        session.commit()
+        assert event_type.id is not None
+        return event_type.id
+
+
+def measure(url: str, api_url: str, n: int, *, with_silent: bool = False) -> dict[str, dict]:
+    """floor, create and create+live (and create+silent) on one bookings database."""
     engine = make_engine(url)
     upgrade_schema(engine)
-    # Prefect's own database on PostgreSQL: its SQLite backend locks under concurrent writes.
-    stack = LocalPrefect(home=tmp / "prefect", port=free_port(), database_url=prefect_database())
-    stack.start()
-    stack.deploy_all()
+    event_type_id = seed_event_type(engine)
+    settings = Settings(database_url=url, prefect_api_url=api_url)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1024)
+    silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+    live = PostCommitDispatcher(engine=engine, settings=settings)
+    stalled = PostCommitDispatcher(
+        engine=engine, settings=settings.model_copy(update={"prefect_api_url": silent_url})
+    )
     try:
-        with Session(engine, expire_on_commit=False) as session:
-            host = User(name="Bench Host", email="host@bench.example")
-            session.add(host)
-            session.commit()
-            event_type = EventType(slug="b", title="Bench", owner_id=host.id)
-            session.add(event_type)
-            session.commit()
-            base = Settings(database_url=url, prefect_api_url=stack.api_url)
-            live = PostCommitDispatcher(engine=engine, settings=base)
-            stalled = PostCommitDispatcher(
-                engine=engine,
-                settings=base.model_copy(
-                    update={"prefect_api_url": f"http://127.0.0.1:{silent.getsockname()[1]}/api"}
-                ),
-            )
-            # Warm up: first lookups, imports, connection pools.
-            for i in range(5):
-                create_booking(request(event_type.id, 10_000 + i), session=session, handoff=live)
-            live.drain(30)
+        for i in range(20):  # warm up: imports, pools, the deployment id lookup
+            floor(engine, event_type_id, 100_000 + i)
+            create(engine, event_type_id, 200_000 + i, live)
+        live.drain(60)
+        cases: dict[str, Callable[[int], object]] = {
+            "floor": lambda i: floor(engine, event_type_id, i),
+            "create": lambda i: create(engine, event_type_id, 300_000 + i),
+            "create+live": lambda i: create(engine, event_type_id, 400_000 + i, live),
+        }
+        if with_silent:
+            cases["create+silent"] = lambda i: create(engine, event_type_id, 500_000 + i, stalled)
+        samples = interleaved(cases, n)
+        live.drain(120)
+    finally:
+        live.close()
+        stalled.close(timeout=1)
+        silent.close()
+        engine.dispose()
+    return summary(samples)
 
-            n = args.n
-            results = {
-                "baseline": timed(n, lambda i: baseline(session, event_type, host, i)),
-                "create": timed(
-                    n,
-                    lambda i: create_booking(request(event_type.id, i), session=session),
-                ),
-            }
-            # The same pace without a hand-off: what the live case is compared with.
-            results["create paced"] = timed(
-                n,
-                lambda i: create_booking(request(event_type.id, i), session=session),
-                pace=1 / args.rate,
-            )
-            commit_times: dict[str, float] = {}
 
-            def create_live(i: int) -> None:
-                result = create_booking(request(event_type.id, i), session=session, handoff=live)
-                commit_times[result.event_id] = time.time()
-
-            # Paced below the Prefect server's run-creation capacity (~9 runs/s on 2 cores).
-            results["create+live"] = timed(n, create_live, pace=1 / args.rate)
-            live.drain(120)
-            results["create+silent"] = timed(
-                n,
-                lambda i: create_booking(
-                    request(event_type.id, i), session=session, handoff=stalled
-                ),
-            )
-            lags = []
-            for event_id, committed in commit_times.items():
-                event = session.get(OutboxEvent, event_id)
-                session.refresh(event)
-                if event.dispatched_at is not None:
-                    lags.append(event.dispatched_at.timestamp() - committed)
-            live.close()
-            stalled.close(timeout=1)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    stack = LocalPrefect(home=tmp / "prefect", port=free_port(), database_url=prefect_database())
+    stack.start()
+    try:
+        stack.deploy_all()
+        results = measure(new_database(args.database, tmp), stack.api_url, args.n, with_silent=True)
     finally:
         stack.stop()
-        silent.close()
-
-    base_ms = median_ms(results["baseline"])
-    print(f"database: {args.database}, n={args.n} per case")
-    print(f"{'case':<14} {'median ms':>10} {'p90 ms':>8} {'x baseline':>11}")
-    for name, samples in results.items():
-        p90 = statistics.quantiles(samples, n=10)[-1] * 1000
-        median = median_ms(samples)
-        print(f"{name:<14} {median:>10.2f} {p90:>8.2f} {median / base_ms:>11.2f}")
-    print(
-        "commit -> run created (background, live server): "
-        f"median {statistics.median(lags) * 1000:.0f} ms"
-        f" over {len(lags)} of {len(commit_times)} dispatched"
-    )
+    print(f"database: {args.database}, n={args.n} calls per case, interleaved")
+    print(f"{'case':<14} {'p50 ms':>8} {'p99 ms':>8} {'p50 x floor':>12} {'p99 x floor':>12}")
+    for name, row in results.items():
+        print(
+            f"{name:<14} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+            f" {row['p50_ratio']:>12.2f} {row['p99_ratio']:>12.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -57,6 +57,11 @@ class LocalPrefect:
         return f"http://{self.host}:{self.port}/api"
 
     @property
+    def server_pid(self) -> int:
+        """Process id of the server (the first process this stack started)."""
+        return self._processes[0].pid
+
+    @property
     def ui_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -108,8 +113,19 @@ class LocalPrefect:
         self.run("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
         self.run("--no-prompt", "deploy", "--all", cwd=project_dir)
 
-    def start_worker(self, *extra_args: str) -> subprocess.Popen[bytes]:
-        return self._spawn("worker", "worker", "start", "--pool", WORK_POOL, *extra_args)
+    def start_worker(self, *extra_args: str, name: str = "worker") -> subprocess.Popen[bytes]:
+        """A worker on the pool; its output goes to `log_path(name)`."""
+        return self._spawn(name, "worker", "start", "--pool", WORK_POOL, *extra_args)
+
+    def stop_process(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+        """Stop one process this stack started (a worker), as Ctrl-C would."""
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._processes.remove(process)
 
     def run(self, *args: str, cwd: Path | None = None) -> str:
         """Run one `prefect` CLI command against this server; raise with its output on failure."""
