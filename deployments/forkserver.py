@@ -1,0 +1,350 @@
+"""A warm parent that forks flow-run engines, so a run does not pay for a new interpreter.
+
+    python -m deployments.forkserver --socket PATH
+
+A process worker starts a new Python per flow run, and importing Prefect and the flows costs
+seconds of CPU each time. This process imports them once and then waits on a Unix socket.
+`deployments/launch.py`, which the worker runs in place of `python -m prefect.engine`, sends
+it the run's working directory, environment and standard streams; the forkserver forks, and
+the child becomes the engine for that run (`python -m prefect.engine`, run in place), writing
+to the worker's own pipes. The pattern is gunicorn's preload and Python's forkserver.
+
+Rules it keeps:
+- no threads or event loops before a fork: it is one thread with a selector, and refuses to
+  fork (the launcher then starts the engine plainly) if an import started a thread;
+- each child gets its own process group and only the signals its launcher forwards, and is
+  killed if its launcher dies, so a run is never left without someone to report its end;
+- a fresh parent when the deployed code changes: a request finds the code or the settings
+  changed since start-up, is answered "start plainly", and the forkserver execs itself anew as
+  soon as its running children are done;
+- it exits when the worker that started it is gone (`python -m deployments.worker`).
+"""
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from booking.settings import PROJECT_ROOT
+
+CODE_DIRS = ("booking", "deployments", "flows", "tasks")
+# Modules a flow run needs; importing them here is the point of the forkserver.
+PRELOAD = (
+    "flows.deliver_due_work",
+    "flows.integrations",
+    "flows.outbox_relay",
+    "flows.post_commit",
+    "flows.scheduling",
+    "flows.webhooks",
+    "babel.dates",
+    "jinja2.sandbox",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.deployments.steps",
+    "prefect._internal.metrics",
+    "prefect.logging.handlers",
+    "prefect.events.clients",
+    "prefect.utilities.visualization",
+    "anyio._backends._asyncio",
+    "encodings.idna",
+    "psycopg",
+    "sqlalchemy.dialects.postgresql.psycopg",
+    "sqlalchemy.dialects.sqlite.pysqlite",
+)
+STOP_GRACE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a launcher hands over: where and how its flow run's engine must run."""
+
+    cwd: str
+    env: dict[str, str]
+    argv: list[str]
+    fds: list[int]
+
+
+def code_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """Changes when any project module or prefect.yaml is edited, added or removed."""
+    digest = hashlib.sha256()
+    files = [root / "prefect.yaml", *(p for d in CODE_DIRS for p in (root / d).rglob("*.py"))]
+    for path in sorted(files):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        digest.update(f"{path.relative_to(root)}:{stat.st_mtime_ns}:{stat.st_size};".encode())
+    return digest.hexdigest()
+
+
+def settings_of(env: dict[str, str]) -> dict[str, str]:
+    """The project's settings in an environment (`BOOKING_*`): steps read some of them when
+    they are imported (their retry policy), so a run with other values needs fresh imports.
+    Prefect's own settings and logging are re-read in each child from its environment."""
+    return {
+        key: value
+        for key, value in env.items()
+        if key.startswith("BOOKING_") and not key.startswith("BOOKING__")
+    }
+
+
+def logging_settings(env: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in env.items() if key.startswith("PREFECT_LOGGING_")}
+
+
+class Forkserver:
+    def __init__(self, path: str):
+        self.path = path
+        self.fingerprint = code_fingerprint()
+        self.settings = settings_of(dict(os.environ))
+        self.parent = os.getppid()
+        self.children: dict[int, socket.socket] = {}  # child pid -> its launcher's connection
+        self.restart = False
+        self.stopping = False
+        self.stop_deadline: float | None = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def serve(self) -> Request | None:
+        """Answer launchers until told to stop. Returns a Request only in a forked child;
+        returns None in the parent when it should exit."""
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self._listener.bind(self.path)
+        self._listener.listen(64)
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        _say(f"ready on {self.path} (pid {os.getpid()})")
+        while True:
+            for key, _ in self._selector.select(timeout=1.0):
+                if key.data == "accept" and not (self.stopping or self.restart):
+                    request = self._accept()
+                    if request is not None:
+                        return request  # in the child
+                elif key.data == "wake":
+                    os.read(self._wake_r, 512)
+                elif key.data == "launcher":
+                    self._launcher_gone(key.fileobj)  # type: ignore[arg-type]
+            self._reap()
+            if os.getppid() != self.parent:
+                self.stopping = True  # the worker that started us is gone
+            if (self.stopping or self.restart) and self._listener.fileno() >= 0:
+                self._close_listener()
+            self._terminate_children_if_stopping()
+            if (self.stopping or self.restart) and not self.children:
+                return None
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _accept(self) -> Request | None:
+        conn, _ = self._listener.accept()
+        try:
+            conn.settimeout(5)
+            request = _receive(conn)
+            reason = self._why_not(request)
+        except (OSError, ValueError) as exc:
+            conn.close()
+            _say(f"could not read a launch request: {exc}")
+            return None
+        if reason:
+            _send(conn, {"fallback": reason})
+            conn.close()
+            for fd in request.fds:
+                os.close(fd)
+            return None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._become_child(conn)
+            return request
+        for fd in request.fds:
+            os.close(fd)
+        conn.settimeout(None)
+        _send(conn, {"pid": pid})
+        self.children[pid] = conn
+        self._selector.register(conn, selectors.EVENT_READ, "launcher")
+        return None
+
+    def _why_not(self, request: Request) -> str | None:
+        if code_fingerprint() != self.fingerprint:
+            self.restart = True
+            return "the project's code changed since the forkserver started; it restarts"
+        changed = sorted(
+            key
+            for key in set(self.settings) | set(settings_of(request.env))
+            if self.settings.get(key) != request.env.get(key)
+        )
+        if changed:
+            return f"this run's settings differ from the forkserver's: {', '.join(changed)}"
+        if threading.active_count() != 1:
+            return "the forkserver has threads running; forking now would not be safe"
+        return None
+
+    def _become_child(self, conn: socket.socket) -> None:
+        """In the child: drop everything of the server, take the run's own process group."""
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._selector.close()
+        for other in (self._listener, conn, *self.children.values()):
+            other.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        os.setpgid(0, 0)
+
+    # -- children ------------------------------------------------------------------------
+
+    def _launcher_gone(self, conn: socket.socket) -> None:
+        """A launcher's connection closed before its child ended: the worker lost interest
+        (it killed the launcher); the child must not run on unobserved."""
+        self._selector.unregister(conn)
+        for pid, owner in self.children.items():
+            if owner is conn:
+                _kill(pid, signal.SIGKILL)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            if os.WIFSIGNALED(status):
+                outcome = {"signal": os.WTERMSIG(status)}
+            else:
+                outcome = {"exit": os.waitstatus_to_exitcode(status)}
+            with contextlib.suppress(KeyError):
+                self._selector.unregister(conn)
+            with contextlib.suppress(OSError):
+                _send(conn, outcome)
+            conn.close()
+
+    def _terminate_children_if_stopping(self) -> None:
+        """On stop: SIGTERM every running engine, then SIGKILL what is left after the grace."""
+        if not self.stopping:
+            return
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
+            for pid in self.children:
+                _kill(pid, signal.SIGTERM)
+        elif time.monotonic() > self.stop_deadline:
+            for pid in self.children:
+                _kill(pid, signal.SIGKILL)
+
+    def _close_listener(self) -> None:
+        self._selector.unregister(self._listener)
+        self._listener.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum != signal.SIGCHLD:
+            self.stopping = True
+
+
+def _receive(conn: socket.socket) -> Request:
+    data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+    while not data.endswith(b"\n"):
+        more = conn.recv(1 << 20)
+        if not more:
+            raise ValueError("launch request cut short")
+        data += more
+    message = json.loads(data)
+    if len(fds) != 3:
+        raise ValueError(f"expected 3 standard streams, got {len(fds)}")
+    return Request(cwd=message["cwd"], env=message["env"], argv=message["argv"], fds=fds)
+
+
+def _send(conn: socket.socket, message: dict) -> None:
+    conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"forkserver: {message}\n")
+    sys.stderr.flush()
+
+
+def run_engine(request: Request) -> None:
+    """In the child: take over the launcher's streams, directory and environment, then run
+    `python -m prefect.engine` in place. Its exit ends this process as it would end that one."""
+    inherited = dict(os.environ)
+    for target, fd in enumerate(request.fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request.cwd)
+    os.environ.clear()
+    os.environ.update(request.env)
+    sys.argv = ["prefect.engine", *request.argv]
+
+    import runpy
+
+    from prefect.context import refresh_global_settings_context
+    from prefect.logging.configuration import setup_logging
+
+    from booking.settings import get_settings
+
+    refresh_global_settings_context()  # Prefect's settings from this run's environment
+    if logging_settings(request.env) != logging_settings(inherited):
+        setup_logging(incremental=False)
+    get_settings.cache_clear()
+    # The engine runs as `__main__`, as `python -m prefect.engine` would; a preloaded copy
+    # of the module would only make runpy warn.
+    sys.modules.pop("prefect.engine", None)
+    runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+
+
+def preload() -> None:
+    """Import what flow runs need, then freeze the heap: objects that exist now are never
+    scanned by a child's garbage collector, and their memory pages stay shared."""
+    import gc
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    gc.collect()
+    gc.freeze()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
+    args = parser.parse_args()
+    preload()
+    server = Forkserver(args.socket)
+    request = server.serve()
+    if request is not None:
+        run_engine(request)  # the child: ends by the engine's own exit
+        return
+    if server.restart and not server.stopping:
+        _say("code changed: restarting with fresh imports")
+        os.execv(sys.executable, [sys.executable, "-m", "deployments.forkserver", *sys.argv[1:]])
+    _say("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Start one flow run: fork it from the worker host's warm forkserver, or start it plainly.
+
+The work pool's `command` job variable runs this (`python -m deployments.launch`) instead of
+`python -m prefect.engine`. It imports only the standard library, because it starts once per
+flow run. It hands its working directory, environment and standard streams to the forkserver
+(`deployments/forkserver.py`), which forks an engine that has Prefect and the flows imported
+already. From then on it stands in for that engine towards the worker: it forwards the
+worker's signals (cancellation, shutdown) to it and exits as it exits, with its exit code, or
+by the same signal if it was killed, so the worker reports a killed run as Crashed.
+
+When no forkserver answers, or it asks for a plain start (its code or settings are out of
+date), this process becomes `python -m prefect.engine` itself, as if the worker had started it.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+# Set by `python -m deployments.worker` for the worker, which passes it on to each run.
+SOCKET_ENV = "BOOKING__FORKSERVER_SOCKET"
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
+
+
+def main() -> None:
+    conn = _connect(os.environ.get(SOCKET_ENV))
+    if conn is None:
+        _start_plainly(None)
+    request = {"cwd": os.getcwd(), "env": dict(os.environ), "argv": sys.argv[1:]}
+    reader = conn.makefile("rb")
+    try:
+        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
+        reply = json.loads(reader.readline() or b"{}")
+    except (OSError, ValueError):
+        reply = {}
+    if "pid" not in reply:
+        conn.close()
+        _start_plainly(reply.get("fallback", "the forkserver did not answer"))
+    pid = reply["pid"]
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    try:
+        outcome = json.loads(reader.readline() or b"{}")
+    except (OSError, ValueError):
+        outcome = {}
+    if "signal" in outcome:
+        _die_by(outcome["signal"])
+    if "exit" in outcome:
+        sys.exit(outcome["exit"])
+    # The forkserver went away mid-run: the run is no longer ours to follow.
+    _wait_gone(pid)
+    sys.stderr.write(f"launch: forkserver lost while flow run process {pid} ran\n")
+    sys.exit(1)
+
+
+def _connect(path: str | None) -> socket.socket | None:
+    if not path:
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+def _start_plainly(reason: str | None) -> None:
+    """Become `python -m prefect.engine`: same pid, environment, directory and streams."""
+    if reason:
+        sys.stderr.write(f"launch: starting the engine directly: {reason}\n")
+        sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "prefect.engine", *sys.argv[1:]])
+
+
+def _die_by(signum: int) -> None:
+    """End as the engine ended: killed by `signum` (the worker sees a negative exit code)."""
+    with contextlib.suppress(OSError):  # SIGKILL has no handler to reset
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    time.sleep(5)  # a signal that does not kill by default (none of ours) falls through
+    sys.exit(128 + signum)
+
+
+def _wait_gone(pid: int) -> None:
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()

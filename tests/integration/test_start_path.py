@@ -1,0 +1,175 @@
+"""How a worker starts flow runs: forked from its forkserver (`python -m deployments.worker`),
+or plainly when that is not possible. A real server, real workers, a real flow."""
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+import yaml
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.states import Cancelling
+from prefect.utilities.callables import parameter_schema
+
+from booking.settings import PROJECT_ROOT
+from deployments.local import LocalPrefect, free_port
+from deployments.names import WORK_POOL
+from tests.integration.start_flows import probe
+
+pytestmark = pytest.mark.integration
+PLAIN_POOL = "booking-plain-start"
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def pool_job_variables() -> dict:
+    """The job variables prefect.yaml gives every deployment (the `command` among them)."""
+    spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    return spec["definitions"]["work_pools"]["booking_pool"]["job_variables"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, prefect_database) -> Iterator[LocalPrefect]:
+    home = tmp_path_factory.mktemp("start-path")
+    stack = LocalPrefect(
+        home=home / "prefect",
+        port=free_port(),
+        database_url=prefect_database(),
+        extra_env={"PREFECT_WORKER_QUERY_SECONDS": "1"},
+    )
+    stack.start()
+    try:
+        stack.deploy_all()
+        stack.run("work-pool", "create", PLAIN_POOL, "--type", "process", "--overwrite")
+        stack.start_worker(name="forking-worker")
+        stack.start_worker(name="plain-worker", pool=PLAIN_POOL, forkserver=False)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def client(stack: LocalPrefect) -> Iterator[SyncPrefectClient]:
+    with SyncPrefectClient(stack.api_url) as client:
+        yield client
+
+
+def deploy_probe(client: SyncPrefectClient, pool: str) -> UUID:
+    flow_id = client.create_flow_from_name("start-path-probe")
+    return client.create_deployment(
+        flow_id=flow_id,
+        name=f"probe-{pool}",
+        entrypoint="tests/integration/start_flows.py:probe",
+        work_pool_name=pool,
+        job_variables=pool_job_variables(),
+        parameter_openapi_schema=parameter_schema(probe).model_dump(),
+        pull_steps=[
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}
+        ],
+    )
+
+
+def start(client: SyncPrefectClient, pool: str = WORK_POOL, **parameters) -> UUID:
+    return client.create_flow_run_from_deployment(
+        deploy_probe(client, pool), parameters=parameters
+    ).id
+
+
+def wait_for(client: SyncPrefectClient, run_id: UUID, states: set[str], timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.read_flow_run(run_id)
+        if run.state_type.value in states:
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"flow run still {run.state_type.value} after {timeout:.0f} s")
+
+
+def wait_for_file(path: Path, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text()):
+        assert time.monotonic() < deadline, f"{path} never written"
+        time.sleep(0.2)
+    return path.read_text()
+
+
+def worker_output(stack: LocalPrefect, name: str) -> str:
+    return stack.log_path(name).read_text(errors="replace")
+
+
+def test_a_forked_run_completes_and_its_output_reaches_the_worker(
+    stack: LocalPrefect, client: SyncPrefectClient
+) -> None:
+    marker = f"probe-{uuid.uuid4().hex[:8]}"
+
+    run = wait_for(client, start(client, marker=marker), FINAL)
+
+    assert run.state_type.value == "COMPLETED"
+    (line,) = [x for x in worker_output(stack, "forking-worker").splitlines() if marker in x]
+    assert "deployments.forkserver" in line  # forked, not a new interpreter
+
+
+def test_a_cancelled_run_is_cancelled(
+    stack: LocalPrefect, client: SyncPrefectClient, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    run_id = start(client, marker="cancel-me", pid_file=str(pid_file), seconds=300)
+    pid = int(wait_for_file(pid_file))
+
+    client.set_flow_run_state(run_id, Cancelling(), force=True)
+
+    assert wait_for(client, run_id, FINAL).state_type.value == "CANCELLED"
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_killed_run_ends_crashed(client: SyncPrefectClient, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    run_id = start(client, marker="kill-me", pid_file=str(pid_file), seconds=300)
+    pid = int(wait_for_file(pid_file))
+
+    os.kill(pid, signal.SIGKILL)
+
+    run = wait_for(client, run_id, FINAL)
+    assert run.state_type.value == "CRASHED"
+    assert "-9" in run.state.message  # reported as killed by SIGKILL, as a plain start would be
+
+
+def test_a_worker_without_a_forkserver_starts_the_engine_plainly(
+    stack: LocalPrefect, client: SyncPrefectClient
+) -> None:
+    marker = f"plain-{uuid.uuid4().hex[:8]}"
+
+    run = wait_for(client, start(client, PLAIN_POOL, marker=marker), FINAL)
+
+    assert run.state_type.value == "COMPLETED"
+    (line,) = [x for x in worker_output(stack, "plain-worker").splitlines() if marker in x]
+    assert "deployments.forkserver" not in line and "worker start" in line
+
+
+def test_changed_code_is_started_plainly_and_then_by_a_fresh_forkserver(
+    stack: LocalPrefect, client: SyncPrefectClient
+) -> None:
+    touched = PROJECT_ROOT / "flows" / "__init__.py"
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    try:
+        first = f"changed-{uuid.uuid4().hex[:8]}"
+        assert wait_for(client, start(client, marker=first), FINAL).state_type.value == "COMPLETED"
+    finally:
+        os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    log = worker_output(stack, "forking-worker")
+    assert "the project's code changed" in log
+    (line,) = [x for x in log.splitlines() if first in x]
+    assert "deployments.forkserver" not in line
+
+    deadline = time.monotonic() + 60
+    while True:  # the forkserver restarts once its running children are done
+        second = f"fresh-{uuid.uuid4().hex[:8]}"
+        wait_for(client, start(client, marker=second), FINAL)
+        (line,) = [x for x in worker_output(stack, "forking-worker").splitlines() if second in x]
+        if "deployments.forkserver" in line or time.monotonic() > deadline:
+            break
+    assert "deployments.forkserver" in line
