@@ -5,7 +5,9 @@ takes: `prefect server start`, `prefect work-pool create`, `prefect deploy --all
 repo root, `prefect worker start`.
 """
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from booking.settings import PROJECT_ROOT
-from deployments.names import WORK_POOL
+from deployments.names import PROVIDER_LIMITS, WORK_POOL
 
 
 class LocalStackError(RuntimeError):
@@ -92,7 +94,9 @@ class LocalPrefect:
                 "or choose another port"
             )
         self.home.mkdir(parents=True, exist_ok=True)
-        self._spawn("server", "server", "start", "--host", self.host, "--port", str(self.port))
+        self._spawn(
+            "server", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self._processes[0]
@@ -109,21 +113,35 @@ class LocalPrefect:
         raise LocalStackError(f"Prefect server not healthy after {timeout:.0f}s")
 
     def deploy_all(self, project_dir: Path = PROJECT_ROOT) -> None:
-        """Create the process work pool and every deployment in prefect.yaml."""
+        """Create the process work pool, the providers' concurrency limits and every
+        deployment in prefect.yaml."""
         self.run("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+        for tag, limit in PROVIDER_LIMITS.items():
+            self.run("concurrency-limit", "create", tag, str(limit))
         self.run("--no-prompt", "deploy", "--all", cwd=project_dir)
 
-    def start_worker(self, *extra_args: str, name: str = "worker") -> subprocess.Popen[bytes]:
-        """A worker on the pool; its output goes to `log_path(name)`."""
-        return self._spawn(name, "worker", "start", "--pool", WORK_POOL, *extra_args)
+    def start_worker(
+        self,
+        *extra_args: str,
+        name: str = "worker",
+        pool: str = WORK_POOL,
+        forkserver: bool = True,
+    ) -> subprocess.Popen[bytes]:
+        """A worker on the pool, as the README starts one: `python -m deployments.worker`
+        (with its forkserver), or plain `prefect worker start`. Output goes to
+        `log_path(name)`."""
+        if forkserver:
+            return self._spawn(name, "deployments.worker", "--pool", pool, *extra_args)
+        return self._spawn(name, "prefect", "worker", "start", "--pool", pool, *extra_args)
 
     def stop_process(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-        """Stop one process this stack started (a worker), as Ctrl-C would."""
-        process.terminate()
+        """Stop one process this stack started (a worker and what it started), as Ctrl-C
+        would."""
+        _signal_group(process, signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal_group(process, signal.SIGKILL)
             process.wait()
         self._processes.remove(process)
 
@@ -147,10 +165,10 @@ class LocalPrefect:
     def log_path(self, name: str) -> Path:
         return self.home / f"{name}.log"
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
         log = self.log_path(name).open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", *args],
+            [sys.executable, "-m", module, *args],
             env=self.env(),
             cwd=PROJECT_ROOT,
             stdout=log,
@@ -164,12 +182,18 @@ class LocalPrefect:
         """Signal workers and server together, then wait for all (killing stragglers)."""
         running = [p for p in reversed(self._processes) if p.poll() is None]
         for process in running:
-            process.terminate()
+            _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for process in running:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
                 process.wait()
         self._processes.clear()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Each process starts its own session: signal it and everything it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
