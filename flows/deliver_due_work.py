@@ -2,7 +2,8 @@
 
 Scheduled every minute by prefect.yaml. Each sweep claims what is due (two overlapping
 sweeps never claim one row), delivers it against the booking's current state, and shows how
-many items it claimed, sent, skipped and failed. Call it with `now` to sweep as of a time.
+many items it claimed, sent, skipped and failed (a sweep that found nothing due shows only its
+claim). Call it with `now` to sweep as of a time.
 """
 
 from datetime import datetime
@@ -36,5 +37,6 @@ def deliver_due_work(now: datetime | None = None) -> list[PrefectFuture]:
         *deliver_due_trigger.map(claimed.triggers),
         *send_due_reminder.map(claimed.reminders),
     ]
-    summarise_sweep.submit(now, allow_failure(deliveries))
+    if deliveries:
+        summarise_sweep.submit(now, allow_failure(deliveries))
     return deliveries

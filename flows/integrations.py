@@ -2,23 +2,25 @@
 
 Mobile push to the host (one task per device), chat sync, Customer.io identify of every
 booked host, contact sync and analytics. The steps run concurrently and independently: one
-failing provider fails its own step and, in the end, this run, never the other steps. A step
-that is not configured completes and says why in its log. See docs/architecture.md.
+failing provider fails its own step and, in the end, the run, never the other steps. A step
+whose provider is not configured, or that this booking does not need, is not run; the run's
+log says why. `booking-post-commit` runs these steps beside the other concerns'; this flow
+runs them alone, from its own deployment. See docs/architecture.md.
 """
 
-from prefect import flow, tags, unmapped
+from prefect import flow, unmapped
 from prefect.futures import PrefectFuture
 
-from deployments.names import INTEGRATIONS, booking_tag
-from tasks.integrations.steps import (
-    find_push_devices,
-    identify_hosts,
-    send_analytics,
-    send_push,
-    sync_chat,
-    sync_contacts,
-)
+from booking.payload import PostCommitPayload
+from deployments.names import INTEGRATIONS
+from tasks.integrations.steps import host_devices, send_push, steps_for
 from tasks.snapshot import load_snapshot
+
+
+def integration_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
+    """Submit the concern's steps for one booking: a push per host device, then the rest."""
+    pushes = send_push.map(host_devices(payload), unmapped(payload))
+    return [*pushes, *(step.submit(payload) for step in steps_for(payload))]
 
 
 @flow(name=INTEGRATIONS.flow, flow_run_name="integrations-{booking_uid}", log_prints=False)
@@ -27,13 +29,4 @@ def booking_post_commit_integrations(event_id: str, booking_uid: str) -> list[Pr
 
     The run ends Failed when any step failed after its retries; the other steps still run.
     """
-    payload = load_snapshot(event_id, booking_uid)
-    with tags(booking_tag(booking_uid)):
-        steps = [
-            sync_chat.submit(payload),
-            identify_hosts.submit(payload),
-            sync_contacts.submit(payload),
-            send_analytics.submit(payload),
-        ]
-        pushes = send_push.map(find_push_devices.submit(payload), unmapped(payload))
-    return [*pushes, *steps]
+    return integration_steps(load_snapshot(event_id, booking_uid))

@@ -1,38 +1,29 @@
-"""The post-commit parent flow: one run per booking, the three concerns side by side.
+"""The post-commit flow: one run per booking, every concern's steps side by side.
 
-One deployment run per booking instead of three: a process worker starts a new Python per
-run, so bundling costs one process start, not three. Each concern is a subflow with its own
-state in the UI; they run concurrently in threads (with the run context copied, so Prefect
-links them to this run), and this run ends Failed if any concern failed.
+One deployment run per booking instead of three: a worker starts (or forks) one process per
+run, and each run has a fixed cost in the Prefect server. The concerns are not subflows for
+the same reason: a subflow costs a flow run of its own (about nine API calls), where a step
+costs one task run. Each concern keeps its own deployment (`webhooks`, `integrations`,
+`scheduling`) to re-run it alone for one booking. This run ends Failed if any step failed
+after its retries; the others still run.
 """
 
-import contextvars
-from concurrent.futures import ThreadPoolExecutor
-
 from prefect import flow
-from prefect.states import State
+from prefect.futures import PrefectFuture
 
 from deployments.names import POST_COMMIT
-from flows.integrations import booking_post_commit_integrations
-from flows.scheduling import booking_post_commit_scheduling
-from flows.webhooks import booking_post_commit_webhooks
-
-CONCERNS = (
-    booking_post_commit_webhooks,
-    booking_post_commit_integrations,
-    booking_post_commit_scheduling,
-)
+from flows.integrations import integration_steps
+from flows.webhooks import webhook_steps
+from tasks.scheduling.steps import schedule_later_work
+from tasks.snapshot import load_snapshot
 
 
 @flow(name=POST_COMMIT.flow, flow_run_name="post-commit-{booking_uid}", log_prints=False)
-def booking_post_commit(event_id: str, booking_uid: str) -> list[State]:
+def booking_post_commit(event_id: str, booking_uid: str) -> list[PrefectFuture]:
     """Webhooks, integrations and scheduling of one committed booking, concurrently."""
-    with ThreadPoolExecutor(len(CONCERNS), thread_name_prefix="concern") as pool:
-        futures = [
-            pool.submit(
-                contextvars.copy_context().run, concern, event_id, booking_uid, return_state=True
-            )
-            for concern in CONCERNS
-        ]
-        # Returning the states makes this run Failed when any concern failed.
-        return [future.result() for future in futures]
+    payload = load_snapshot(event_id, booking_uid)
+    return [
+        *webhook_steps(payload),
+        *integration_steps(payload),
+        schedule_later_work.submit(payload),
+    ]

@@ -2,15 +2,17 @@
 
 Tells subscribers about the booking (BOOKING_REQUESTED, BOOKING_RESCHEDULED or
 BOOKING_CREATED), one delivery task per subscriber, and stores the MEETING_STARTED /
-MEETING_ENDED triggers that the periodic delivery flow sends later. Runs as a subflow of
-`booking-post-commit`, or alone from its own deployment to re-run this concern for one booking;
-messages already delivered are not sent again. See docs/architecture.md.
+MEETING_ENDED triggers that the periodic delivery flow sends later. `booking-post-commit`
+runs these steps beside the other concerns'; this flow runs them alone, from its own
+deployment, to re-run the concern for one booking. Messages already delivered are not sent
+again. See docs/architecture.md.
 """
 
-from prefect import allow_failure, flow, tags
+from prefect import flow
 from prefect.futures import PrefectFuture
 
-from deployments.names import WEBHOOKS, booking_tag
+from booking.payload import PostCommitPayload
+from deployments.names import WEBHOOKS
 from tasks.delivery.message import booking_messages, booking_trigger
 from tasks.snapshot import load_snapshot
 from tasks.webhooks.steps import (
@@ -18,8 +20,19 @@ from tasks.webhooks.steps import (
     deliver_webhook,
     find_subscribers,
     schedule_meeting_triggers,
-    summarise_deliveries,
 )
+
+
+def webhook_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
+    """Submit the concern's steps for one booking, in the order of the sequence diagram."""
+    trigger = booking_trigger(payload)
+    steps: list[PrefectFuture] = []
+    if payload.is_reschedule:
+        steps.append(delete_original_triggers.submit(payload))
+    if payload.confirmed_by_default:
+        steps.append(schedule_meeting_triggers.submit(payload))
+    messages = booking_messages(payload, trigger, find_subscribers(payload, trigger))
+    return [*steps, *deliver_webhook.map(messages)]
 
 
 @flow(name=WEBHOOKS.flow, flow_run_name="webhooks-{booking_uid}", log_prints=False)
@@ -28,15 +41,4 @@ def booking_post_commit_webhooks(event_id: str, booking_uid: str) -> list[Prefec
 
     The run ends Failed when any step failed after its retries; the other steps still run.
     """
-    payload = load_snapshot(event_id, booking_uid)
-    trigger = booking_trigger(payload)
-    steps: list[PrefectFuture] = []
-    with tags(booking_tag(booking_uid), trigger.value):
-        if payload.is_reschedule:
-            steps.append(delete_original_triggers.submit(payload))
-        if payload.confirmed_by_default:
-            steps.append(schedule_meeting_triggers.submit(payload))
-        messages = booking_messages(payload, trigger, find_subscribers(payload, trigger))
-        deliveries = deliver_webhook.map(messages)
-        summarise_deliveries.submit(messages, allow_failure(deliveries))
-    return [*steps, *deliveries]
+    return webhook_steps(load_snapshot(event_id, booking_uid))

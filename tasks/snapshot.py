@@ -1,21 +1,17 @@
-"""The step every post-commit flow starts with: read the booking's outbox snapshot."""
-
-from prefect import task
+"""What every post-commit flow starts from: the booking's outbox snapshot."""
 
 from booking.db import configured_engine, session_scope
 from booking.outbox import load_payload
 from booking.payload import PostCommitPayload
 from tasks.errors import PermanentError
-from tasks.retry import step_policy
 
 
 class SnapshotMismatch(PermanentError):
     """The flow was started with a booking uid that is not the event's booking."""
 
 
-@task(name="load booking snapshot", **step_policy("database"))
 def load_snapshot(event_id: str, booking_uid: str) -> PostCommitPayload:
-    """Read the post-commit payload the booking transaction wrote."""
+    """The post-commit payload the booking transaction wrote (a read: not a step of its own)."""
     with session_scope(configured_engine()) as session:
         payload = load_payload(session, event_id)
     if payload.booking_uid != booking_uid:

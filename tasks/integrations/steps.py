@@ -1,9 +1,10 @@
-"""The steps of the integrations flow, one Prefect task each (push: one per device)."""
+"""The steps of the integrations flow, one Prefect task each (push: one per device), and
+which of them a booking needs."""
 
 from dataclasses import dataclass
 
 import httpx
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from sqlmodel import col, func, select
 
 from booking.db import configured_engine, session_scope
@@ -29,14 +30,12 @@ class Device:
     token: str
 
 
-@task(name="find host push devices", **step_policy("database"))
-def find_push_devices(payload: PostCommitPayload) -> list[Device]:
-    """The organizer's registered devices, when push is configured."""
-    settings, engine = get_settings(), configured_engine()
-    if not settings.push_base_url:
+def host_devices(payload: PostCommitPayload) -> list[Device]:
+    """The organizer's registered devices, when push is configured (a read, not a step)."""
+    if not get_settings().push_base_url:
         get_run_logger().info("push not configured: no notification sent")
         return []
-    with session_scope(engine) as session:
+    with session_scope(configured_engine()) as session:
         rows = session.exec(
             select(PushDevice).where(PushDevice.user_id == payload.organizer.id)
         ).all()
@@ -49,6 +48,7 @@ def find_push_devices(payload: PostCommitPayload) -> list[Device]:
 @task(
     name="send push to host device",
     task_run_name="send push to host device {device.id}",
+    tags=["push"],
     **step_policy("provider"),
 )
 def send_push(device: Device, payload: PostCommitPayload) -> str:
@@ -76,14 +76,10 @@ def _fcm_status(response: httpx.Response) -> str | None:
         return None
 
 
-@task(name="sync booking to chat", **step_policy("provider"))
+@task(name="sync booking to chat", tags=["chat"], **step_policy("provider"))
 def sync_chat(payload: PostCommitPayload) -> str:
     """POST a new accepted booking (PATCH a reschedule) for hosts with chat accounts."""
     settings, engine = get_settings(), configured_engine()
-    if not settings.chat_base_url:
-        return _skip("chat sync not configured")
-    if not is_chat_syncable(payload):
-        return _skip(f"booking is {payload.status.value}, not ACCEPTED: no chat sync")
     with session_scope(engine) as session:
         accounts = list(
             session.exec(
@@ -102,12 +98,10 @@ def sync_chat(payload: PostCommitPayload) -> str:
     return "patched" if payload.is_reschedule else "posted"
 
 
-@task(name="identify hosts in Customer.io", **step_policy("provider"))
+@task(name="identify hosts in Customer.io", tags=["customerio"], **step_policy("provider"))
 def identify_hosts(payload: PostCommitPayload) -> str:
     """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
     settings, engine = get_settings(), configured_engine()
-    if not (settings.customerio_track_url and settings.customerio_site_id):
-        return _skip("Customer.io not configured")
     api_key = settings.customerio_api_key.get_secret_value() if settings.customerio_api_key else ""
     with session_scope(engine) as session:
         counts = dict(
@@ -143,14 +137,11 @@ def sync_contacts(payload: PostCommitPayload) -> str:
     return f"upserted {changed} contacts"
 
 
-@task(name="send analytics event", **step_policy("provider"))
+@task(name="send analytics event", tags=["analytics"], **step_policy("provider"))
 def send_analytics(payload: PostCommitPayload) -> str:
     """One lead/conversion event per booking; the idempotency key makes retries count once."""
     settings = get_settings()
-    if not settings.analytics_url:
-        return _skip("analytics not configured")
-    if not payload.tracking_id:
-        return _skip("booking carries no tracking id")
+    assert settings.analytics_url
     response = http_client().post(
         settings.analytics_url,
         json=analytics_event(payload),
@@ -166,3 +157,29 @@ def send_analytics(payload: PostCommitPayload) -> str:
 def _skip(reason: str) -> str:
     get_run_logger().info("%s", reason)
     return f"skipped: {reason}"
+
+
+def steps_for(payload: PostCommitPayload) -> list[Task[[PostCommitPayload], str]]:
+    """The steps after push that this booking needs, in order; each one left out is logged
+    with the reason (provider not configured, booking not eligible), so nothing is silent."""
+    settings = get_settings()
+    reasons: dict[Task[[PostCommitPayload], str], str | None] = {
+        sync_chat: "chat sync not configured"
+        if not settings.chat_base_url
+        else None
+        if is_chat_syncable(payload)
+        else f"booking is {payload.status.value}, not ACCEPTED: no chat sync",
+        identify_hosts: None
+        if settings.customerio_track_url and settings.customerio_site_id
+        else "Customer.io not configured",
+        sync_contacts: None,
+        send_analytics: "analytics not configured"
+        if not settings.analytics_url
+        else None
+        if payload.tracking_id
+        else "booking carries no tracking id",
+    }
+    for step, reason in reasons.items():
+        if reason:
+            get_run_logger().info("%s skipped: %s", step.name, reason)
+    return [step for step, reason in reasons.items() if reason is None]

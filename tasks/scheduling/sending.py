@@ -8,8 +8,6 @@ from email.utils import make_msgid
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
-
 from booking.i18n import translate
 from booking.phone import is_e164
 from booking.settings import Settings
@@ -24,6 +22,8 @@ class InvalidRecipient(PermanentError):
 
 def local_time(when: datetime, time_zone: str, locale: str) -> str:
     """`when` in the recipient's zone and language, e.g. "14. März 2031 um 16:00:00 MEZ"."""
+    from babel.dates import format_datetime  # heavy; only sweeps that send reminders need it
+
     return format_datetime(when, format="long", tzinfo=ZoneInfo(time_zone), locale=locale)
 
 

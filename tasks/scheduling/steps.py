@@ -1,7 +1,9 @@
-"""The steps of the scheduling flow: reminders and no-show checks stored as rows due later."""
+"""The scheduling concern's one step: store the reminders and no-show checks a booking
+gets, as rows due later, in one transaction. Planning itself is pure (tasks/scheduling/plan.py).
+"""
 
 from prefect import get_run_logger, task
-from sqlmodel import col, or_, select, update
+from sqlmodel import Session, col, or_, select, update
 
 from booking.db import configured_engine, insert_once, session_scope
 from booking.enums import NO_SHOW_TRIGGERS, TimeUnit, WorkStatus
@@ -18,8 +20,30 @@ from tasks.scheduling.plan import (
 )
 
 
-@task(name="load workflows", **step_policy("database"))
-def load_rules(payload: PostCommitPayload) -> list[StepRule]:
+@task(name="schedule reminders and no-show checks", **step_policy("database"))
+def schedule_later_work(payload: PostCommitPayload) -> str:
+    """On a reschedule, cancel the original's pending reminders; then store the mandatory
+    reminder, the workflow reminders and the no-show checks of this booking (once each)."""
+    with session_scope(configured_engine()) as session:
+        cancelled = cancel_original_reminders(session, payload) if payload.is_reschedule else 0
+        rules = load_rules(session, payload)
+        mandatory = store_reminders(session, payload, mandatory_reminders(payload, rules))
+        workflow = store_reminders(session, payload, plan_workflow_reminders(payload, rules))
+        no_show = store_no_show_checks(session, payload)
+    summary = (
+        f"{mandatory} mandatory and {workflow} workflow reminders, {no_show} no-show checks"
+        f" stored for booking {payload.booking_uid}"
+        + (
+            f"; {cancelled} reminders of {payload.reschedule.original_uid} cancelled"
+            if payload.reschedule
+            else ""
+        )
+    )
+    get_run_logger().info("%s", summary)
+    return summary
+
+
+def load_rules(session: Session, payload: PostCommitPayload) -> list[StepRule]:
     """Steps of the active workflows of this event type, its host or its team."""
     owners = [col(Workflow.user_id) == payload.organizer.id]
     if payload.team_id is not None:
@@ -27,99 +51,74 @@ def load_rules(payload: PostCommitPayload) -> list[StepRule]:
     activated = select(WorkflowActivation.workflow_id).where(
         WorkflowActivation.event_type_id == payload.event_type.id
     )
-    with session_scope(configured_engine()) as session:
-        rows = session.exec(
-            select(Workflow, WorkflowStep)
-            .join(WorkflowStep, col(WorkflowStep.workflow_id) == Workflow.id)
-            .where(
-                col(Workflow.active),
-                or_(col(Workflow.id).in_(activated), col(Workflow.active_on_all) & or_(*owners)),
-            )
-            .order_by(col(WorkflowStep.id))
-        ).all()
-        return [
-            StepRule(
-                step_id=step.id,  # type: ignore[arg-type]
-                trigger=workflow.trigger,
-                offset=offset(workflow.time, workflow.time_unit),
-                action=step.action,
-                send_to=step.send_to,
-            )
-            for workflow, step in rows
-        ]
+    rows = session.exec(
+        select(Workflow, WorkflowStep)
+        .join(WorkflowStep, col(WorkflowStep.workflow_id) == Workflow.id)
+        .where(
+            col(Workflow.active),
+            or_(col(Workflow.id).in_(activated), col(Workflow.active_on_all) & or_(*owners)),
+        )
+        .order_by(col(WorkflowStep.id))
+    ).all()
+    return [
+        StepRule(
+            step_id=step.id,  # type: ignore[arg-type]
+            trigger=workflow.trigger,
+            offset=offset(workflow.time, workflow.time_unit),
+            action=step.action,
+            send_to=step.send_to,
+        )
+        for workflow, step in rows
+    ]
 
 
-@task(name="cancel original booking's reminders", **step_policy("database"))
-def cancel_original_reminders(payload: PostCommitPayload) -> int:
+def cancel_original_reminders(session: Session, payload: PostCommitPayload) -> int:
     """On a reschedule, the replaced booking's pending reminders are not sent."""
     assert payload.reschedule is not None
-    with session_scope(configured_engine()) as session:
-        result = session.exec(  # type: ignore[call-overload]
-            update(WorkflowReminder)
-            .where(
-                col(WorkflowReminder.booking_id) == payload.reschedule.original_booking_id,
-                col(WorkflowReminder.status) == WorkStatus.PENDING,
-            )
-            .values(status=WorkStatus.CANCELLED, skip_reason="booking rescheduled")
+    result = session.exec(  # type: ignore[call-overload]
+        update(WorkflowReminder)
+        .where(
+            col(WorkflowReminder.booking_id) == payload.reschedule.original_booking_id,
+            col(WorkflowReminder.status) == WorkStatus.PENDING,
         )
-        cancelled = result.rowcount or 0
-    get_run_logger().info(
-        "cancelled %d reminders of %s", cancelled, payload.reschedule.original_uid
+        .values(status=WorkStatus.CANCELLED, skip_reason="booking rescheduled")
     )
-    return cancelled
+    return result.rowcount or 0
 
 
-def _store(payload: PostCommitPayload, planned: list[PlannedReminder], what: str) -> int:
-    stored = 0
-    with session_scope(configured_engine()) as session:
-        for item in planned:
-            stored += insert_once(
-                session,
-                WorkflowReminder(
-                    dedupe_key=item.dedupe_key,
-                    booking_id=payload.booking_id,
-                    workflow_step_id=item.step_id,
-                    is_mandatory=item.is_mandatory,
-                    method=item.method,
-                    recipient=item.recipient,
-                    recipient_name=item.recipient_name,
-                    locale=item.locale,
-                    time_zone=item.time_zone,
-                    due_at=item.due_at,
-                ),
-            )
-    get_run_logger().info(
-        "%s: %d planned, %d new for booking %s", what, len(planned), stored, payload.booking_uid
-    )
-    return stored
-
-
-@task(name="schedule mandatory reminder", **step_policy("database"))
-def schedule_mandatory_reminder(payload: PostCommitPayload, rules: list[StepRule]) -> int:
-    """An attendee email one hour before, unless a workflow or confirmation rules it out."""
-    return _store(payload, mandatory_reminders(payload, rules), "mandatory reminder")
-
-
-@task(name="schedule workflow reminders", **step_policy("database"))
-def schedule_workflow_reminders(payload: PostCommitPayload, rules: list[StepRule]) -> int:
-    """One row per recipient of every workflow step that applies to this booking."""
-    return _store(payload, plan_workflow_reminders(payload, rules), "workflow reminders")
-
-
-@task(name="schedule no-show checks", **step_policy("database"))
-def schedule_no_show_triggers(payload: PostCommitPayload) -> int:
-    """A row due at start + offset for each host/guest no-show subscriber of a confirmed booking."""
-    if not payload.confirmed_by_default:
-        get_run_logger().info("booking not confirmed: no no-show checks")
-        return 0
-    with session_scope(configured_engine()) as session:
-        stored = store.store_triggers(
+def store_reminders(
+    session: Session, payload: PostCommitPayload, planned: list[PlannedReminder]
+) -> int:
+    """Store each planned reminder unless a run before stored it; returns how many are new."""
+    return sum(
+        insert_once(
             session,
-            payload,
-            NO_SHOW_TRIGGERS,
-            lambda sub, _trigger: (
-                payload.start + offset(sub.time or 0, sub.time_unit or TimeUnit.MINUTE)
+            WorkflowReminder(
+                dedupe_key=item.dedupe_key,
+                booking_id=payload.booking_id,
+                workflow_step_id=item.step_id,
+                is_mandatory=item.is_mandatory,
+                method=item.method,
+                recipient=item.recipient,
+                recipient_name=item.recipient_name,
+                locale=item.locale,
+                time_zone=item.time_zone,
+                due_at=item.due_at,
             ),
         )
-    get_run_logger().info("stored %d no-show checks for booking %s", stored, payload.booking_uid)
-    return stored
+        for item in planned
+    )
+
+
+def store_no_show_checks(session: Session, payload: PostCommitPayload) -> int:
+    """A row due at start + offset for each host/guest no-show subscriber of a confirmed booking."""
+    if not payload.confirmed_by_default:
+        return 0
+    return store.store_triggers(
+        session,
+        payload,
+        NO_SHOW_TRIGGERS,
+        lambda sub, _trigger: (
+            payload.start + offset(sub.time or 0, sub.time_unit or TimeUnit.MINUTE)
+        ),
+    )

@@ -1,11 +1,9 @@
-"""The steps of the webhooks flow, one Prefect task each (delivery: one per subscriber)."""
-
-from typing import Any
+"""The steps of the webhooks flow, one Prefect task each (delivery: one per subscriber), and
+the lookup of subscribers, a read that is not a step of its own."""
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
+from prefect.states import Completed, State
 
 from booking.db import configured_engine, session_scope
 from booking.enums import MEETING_TRIGGERS, WebhookTrigger
@@ -16,7 +14,6 @@ from tasks.delivery.send import DeliveryReport, send_webhook
 from tasks.retry import step_policy
 
 
-@task(name="find subscribers", **step_policy("database"))
 def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> list[Subscriber]:
     """Active subscriptions to this event for the booking's hosts, event type or team."""
     with session_scope(configured_engine()) as session:
@@ -57,32 +54,12 @@ def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
 @task(
     name="deliver webhook",
     task_run_name="deliver {message.trigger} to {message.host} #{message.subscription_id}",
+    tags=["webhooks"],
     **step_policy("webhook"),
 )
-def deliver_webhook(message: WebhookMessage) -> DeliveryReport:
+def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport]:
     """POST one signed message to one subscriber and log the attempt."""
-    return send_webhook(message, attempt_no=task_run.get_run_count() or 1)
-
-
-@task(name="summarise deliveries", cache_policy=NO_CACHE)
-def summarise_deliveries(
-    messages: list[WebhookMessage], reports: list[DeliveryReport | BaseException]
-) -> None:
-    """A table of this run's messages in the UI: subscriber, `webhook-id`, how each ended."""
-    rows: list[dict[str, Any]] = [
-        {
-            "subscriber": f"{message.host} #{message.subscription_id}",
-            "webhook-id": message.message_id,
-            "outcome": report.outcome if isinstance(report, DeliveryReport) else "failed",
-            "status": report.status_code if isinstance(report, DeliveryReport) else None,
-            "detail": "" if isinstance(report, DeliveryReport) else str(report)[:200],
-        }
-        for message, report in zip(messages, reports, strict=True)
-    ]
-    if rows:
-        booking_uid = messages[0].booking_uid
-        create_table_artifact(
-            key=f"webhooks-{booking_uid.lower()}",
-            table=rows,
-            description=f"{messages[0].trigger} deliveries of booking {booking_uid}",
-        )
+    report = send_webhook(message, attempt_no=task_run.get_run_count() or 1)
+    status = f", HTTP {report.status_code}" if report.status_code else ""
+    # The outcome and webhook-id show on the task run in the UI.
+    return Completed(message=f"{report.outcome}{status}, {message.message_id}", data=report)

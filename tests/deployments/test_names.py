@@ -2,6 +2,7 @@ import ast
 from pathlib import Path
 
 import yaml
+from prefect import Task
 
 from booking.settings import PROJECT_ROOT
 from deployments.names import ALL, ARRANGEMENTS, CONCERNS, WORK_POOL
@@ -45,3 +46,21 @@ def test_each_entrypoint_flow_is_named_from_the_names_module() -> None:
 def test_arrangements_start_the_bundled_flow_or_each_concern() -> None:
     assert [d.name for d in ARRANGEMENTS["bundled"]] == ["post-commit"]
     assert ARRANGEMENTS["per-concern"] == CONCERNS
+
+
+def test_every_tag_on_a_step_is_a_provider_with_a_concurrency_limit() -> None:
+    import importlib
+    import pkgutil
+
+    import tasks
+    from deployments.names import PROVIDER_LIMITS
+
+    steps = [
+        value
+        for info in pkgutil.walk_packages(tasks.__path__, "tasks.")
+        for value in vars(importlib.import_module(info.name)).values()
+        if isinstance(value, Task)
+    ]
+    tags = {tag for step in steps for tag in step.tags}
+
+    assert tags == set(PROVIDER_LIMITS)

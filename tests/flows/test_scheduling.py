@@ -297,10 +297,13 @@ def sweep_counts(state) -> dict[str, int]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        (artifact,) = client.read_artifacts(
+        artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
             )
         )
+    if not artifacts:  # a sweep that found nothing due shows no table
+        return {"claimed": 0, "sent": 0, "skipped": 0, "failed": 0}
+    (artifact,) = artifacts
     (counts,) = json.loads(artifact.data)
     return counts

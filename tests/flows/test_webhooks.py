@@ -7,6 +7,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterName,
+)
 from pytest_httpserver import HTTPServer
 from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
@@ -357,7 +363,7 @@ def test_pending_booking_stores_no_meeting_triggers(db: Session) -> None:
     )
 
 
-def test_the_run_tabulates_deliveries_and_never_logs_the_secret(
+def test_the_run_names_each_delivery_and_never_logs_the_secret(
     db: Session, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     from prefect.client.orchestration import get_client
@@ -385,9 +391,33 @@ def test_the_run_tabulates_deliveries_and_never_logs_the_secret(
     assert SECRET not in logged and "token=abc" not in logged
     assert all(SECRET not in (a.error or "") for a in attempts(db, sub.id))
     with get_client(sync_client=True) as client:
-        (summary,) = [
-            a for a in client.read_artifacts() if a.key == f"webhooks-{result.uid.lower()}"
-        ]
-    (row,) = json.loads(summary.data)
-    assert row["subscriber"] == f"localhost #{sub.id}" and row["outcome"] == "failed"
-    assert row["webhook-id"] == attempts(db, sub.id)[0].message_id
+        (delivery,) = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            ),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="deliver ")),
+        )
+    assert delivery.name == f"deliver BOOKING_CREATED to localhost #{sub.id}"
+    assert delivery.state.is_failed()
+
+
+def test_a_delivery_shows_its_outcome_and_webhook_id_in_the_ui(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    event_type = make_event_type(db)
+    sub = make_subscription(db, httpserver.url_for("/ok"), CREATED, event_type_id=event_type.id)
+    httpserver.expect_request("/ok").respond_with_data("ok")
+
+    state = run_flow(book(db, event_type))
+
+    with get_client(sync_client=True) as client:
+        (delivery,) = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            ),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="deliver ")),
+        )
+    (attempt,) = attempts(db, sub.id)
+    assert delivery.state.message == f"delivered, HTTP 200, {attempt.message_id}"
