@@ -1,10 +1,12 @@
 """Outbox persistence: write an event with the booking, find and claim undispatched ones."""
 
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from booking.claims import claim
 from booking.db import session_scope
@@ -45,20 +47,39 @@ def load_payload(session: Session, event_id: str) -> PostCommitPayload:
     return PostCommitPayload.model_validate(load_event(session, event_id).payload)
 
 
-def record_dispatch(
-    engine: Engine, event_id: str, *, created: dict[str, str], expected: int, error: str | None
-) -> bool:
-    """Store the run ids created so far; the event counts as dispatched once all exist."""
+@dataclass(frozen=True)
+class DispatchRecord:
+    """What one dispatch of an event created (deployment name -> run id), and its error."""
+
+    event_id: str
+    created: dict[str, str]
+    expected: int
+    error: str | None
+
+
+def record_dispatches(engine: Engine, records: list[DispatchRecord]) -> None:
+    """Store the run ids created so far, in one transaction; an event counts as dispatched
+    once all its runs exist. Attempts are counted in the database, so concurrent
+    dispatches of one event are all counted."""
     with session_scope(engine) as session:
-        event = load_event(session, event_id)
-        event.flow_run_ids = {**event.flow_run_ids, **created}
-        event.dispatch_attempts += 1
-        event.last_error = error[:ERROR_LIMIT] if error else None
-        event.claimed_until = None
-        done = len(event.flow_run_ids) >= expected and error is None
-        if done and event.dispatched_at is None:  # a repeat keeps the first dispatch time
-            event.dispatched_at = utcnow()
-        return done
+        ids = {record.event_id for record in records}
+        events = {
+            event.id: event
+            for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids)))
+        }
+        attempts = Counter(record.event_id for record in records)
+        for record in records:
+            event = events.get(record.event_id)
+            if event is None:
+                raise UnknownOutboxEvent(f"no outbox event {record.event_id}")
+            event.flow_run_ids = {**event.flow_run_ids, **record.created}
+            event.last_error = record.error[:ERROR_LIMIT] if record.error else None
+            event.claimed_until = None
+            done = len(event.flow_run_ids) >= record.expected and record.error is None
+            if done and event.dispatched_at is None:  # a repeat keeps the first dispatch time
+                event.dispatched_at = utcnow()
+        for event_id, count in attempts.items():
+            events[event_id].dispatch_attempts = OutboxEvent.dispatch_attempts + count  # type: ignore[assignment]
 
 
 def claim_pending(

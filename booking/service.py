@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, or_, select
 
 from booking import outbox
 from booking.enums import BookingStatus
@@ -24,7 +24,7 @@ from booking.errors import (
 from booking.models import Attendee, Booking, BookingHost, EventType, EventTypeHost, User
 from booking.schemas import BookingRequest, BookingResult
 from booking.settings import DispatchMode, get_settings
-from booking.snapshot import build_payload, is_confirmed_by_default
+from booking.snapshot import is_confirmed_by_default, snapshot_of
 from booking.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class PostCommitHandoff(Protocol):
 
     dispatch_mode: DispatchMode
 
-    def submit(self, event_id: str) -> object: ...
+    def submit(self, event_id: str, *, booking_uid: str) -> object: ...
 
 
 def parse_request(request: BookingRequest | Mapping[str, Any]) -> BookingRequest:
@@ -71,11 +71,8 @@ def create_booking(
     transaction is committed here; pass a session with no other pending work.
     """
     req = parse_request(request)
-    event_type = session.get(EventType, req.event_type_id)
-    if event_type is None:
-        raise UnknownEventType(req.event_type_id)
+    event_type, hosts = _event_type_and_hosts(session, req.event_type_id)
     original = _reschedule_target(session, req.reschedule_uid)
-    hosts = _hosts_of(session, event_type)
     confirmed = is_confirmed_by_default(event_type)
     status = BookingStatus.ACCEPTED if confirmed else BookingStatus.PENDING
     uid = secrets.token_hex(10)
@@ -95,8 +92,15 @@ def create_booking(
         )
 
     try:
-        booking = _write_booking(session, req, event_type, hosts, uid, status, original)
-        payload = build_payload(session, booking, event_id=outbox.new_event_id())
+        booking, attendees = _write_booking(session, req, event_type, hosts, uid, status, original)
+        payload = snapshot_of(
+            booking,
+            event_type=event_type,
+            hosts=hosts,
+            attendees=attendees,
+            original=original,
+            event_id=outbox.new_event_id(),
+        )
         outbox.add_event(session, payload, dispatch_mode=mode)
         session.commit()
     except BaseException:
@@ -114,7 +118,7 @@ def create_booking(
     if handoff is not None:
         # Handing off only queues the event id; a failure here is covered by the relay.
         try:
-            handoff.submit(payload.event_id)
+            handoff.submit(payload.event_id, booking_uid=uid)
             handed_off = True
         except Exception:
             logger.exception(
@@ -144,22 +148,27 @@ def _reschedule_target(session: Session, uid: str | None) -> Booking | None:
     return original
 
 
-def _hosts_of(session: Session, event_type: EventType) -> list[User]:
-    """The organizer first, then the other hosts of a team event type."""
-    host_ids = list(
-        session.exec(
-            select(EventTypeHost.user_id)
-            .where(EventTypeHost.event_type_id == event_type.id)
-            .order_by(EventTypeHost.id)  # type: ignore[arg-type]
+def _event_type_and_hosts(session: Session, event_type_id: int) -> tuple[EventType, list[User]]:
+    """The event type and its hosts, organizer first, in one query."""
+    rows = session.exec(
+        select(EventType, User)
+        .outerjoin(EventTypeHost, col(EventTypeHost.event_type_id) == EventType.id)
+        .outerjoin(
+            User,
+            or_(col(User.id) == EventTypeHost.user_id, col(User.id) == EventType.owner_id),
         )
-    )
-    if event_type.owner_id is not None and event_type.owner_id not in host_ids:
-        host_ids.insert(0, event_type.owner_id)
-    users = {u.id: u for u in session.exec(select(User).where(User.id.in_(host_ids)))}  # type: ignore[union-attr]
-    hosts = [users[i] for i in host_ids if i in users]
+        .where(EventType.id == event_type_id)
+        .order_by(col(EventTypeHost.id))
+    ).all()
+    if not rows:
+        raise UnknownEventType(event_type_id)
+    event_type = rows[0][0]
+    found = {user.id: user for _, user in rows if user is not None}
+    order = [event_type.owner_id, *(user.id for _, user in rows if user is not None)]
+    hosts = [found[i] for i in dict.fromkeys(order) if i in found]
     if not hosts:
-        raise UnknownEventType(event_type.id or 0)
-    return hosts
+        raise UnknownEventType(event_type_id)
+    return event_type, hosts
 
 
 def _write_booking(
@@ -170,7 +179,8 @@ def _write_booking(
     uid: str,
     status: BookingStatus,
     original: Booking | None,
-) -> Booking:
+) -> tuple[Booking, list[Attendee]]:
+    """Stage the booking, its hosts and attendees, and the original's cancellation."""
     organizer = hosts[0]
     booking = Booking(
         uid=uid,
@@ -188,25 +198,25 @@ def _write_booking(
         tracking_id=req.tracking_id,
     )
     session.add(booking)
-    session.flush()
-    for host in hosts:
-        session.add(BookingHost(booking_id=booking.id, user_id=host.id))
-    for person in (req.booker, *req.guests):
-        session.add(
-            Attendee(
-                booking_id=booking.id,
-                name=person.name,
-                email=str(person.email),
-                time_zone=person.time_zone,
-                locale=person.locale,
-                phone_number=person.phone_number,
-            )
+    session.flush()  # the booking's id, for its rows and the payload
+    attendees = [
+        Attendee(
+            booking_id=booking.id,  # type: ignore[arg-type]
+            name=person.name,
+            email=str(person.email),
+            time_zone=person.time_zone,
+            locale=person.locale,
+            phone_number=person.phone_number,
         )
+        for person in (req.booker, *req.guests)
+    ]
+    session.add_all(
+        [BookingHost(booking_id=booking.id, user_id=host.id) for host in hosts]  # type: ignore[arg-type]
+    )
+    session.add_all(attendees)
     if original is not None:
         original.status = BookingStatus.CANCELLED
         original.rescheduled = True
         original.cancellation_reason = req.reschedule_reason
         original.updated_at = utcnow()
-        session.add(original)
-    session.flush()
-    return booking
+    return booking, attendees

@@ -1,8 +1,11 @@
-"""Build the post-commit payload from database rows.
+"""Build the post-commit payload: from the objects in hand, or from the database rows.
 
-`create_booking` calls it inside the booking transaction (the snapshot the outbox keeps);
-periodic flows call it on the current rows, so they act on what the booking is now.
+`create_booking` builds it from what it is writing, inside the booking transaction (the
+snapshot the outbox keeps); periodic flows load the current rows, so they act on what the
+booking is now.
 """
+
+from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
@@ -20,23 +23,16 @@ def is_confirmed_by_default(event_type: EventType) -> bool:
     return not event_type.requires_confirmation and event_type.price == 0
 
 
-def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostCommitPayload:
-    event_type = session.get(EventType, booking.event_type_id)
-    assert event_type is not None
-    hosts = session.exec(
-        select(User)
-        .join(BookingHost, col(BookingHost.user_id) == User.id)
-        .where(BookingHost.booking_id == booking.id)
-        .order_by(col(BookingHost.id))
-    ).all()
-    attendees = session.exec(
-        select(Attendee).where(Attendee.booking_id == booking.id).order_by(col(Attendee.id))
-    ).all()
-    original = (
-        session.exec(select(Booking).where(Booking.uid == booking.from_reschedule)).first()
-        if booking.from_reschedule
-        else None
-    )
+def snapshot_of(
+    booking: Booking,
+    *,
+    event_type: EventType,
+    hosts: Sequence[User],
+    attendees: Sequence[Attendee],
+    original: Booking | None,
+    event_id: str,
+) -> PostCommitPayload:
+    """The payload of `booking`; `hosts` hold the organizer (`booking.user_id`)."""
     host_snapshots = [
         HostSnapshot(
             id=h.id,  # type: ignore[arg-type]
@@ -96,4 +92,32 @@ def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostC
         )
         if original
         else None,
+    )
+
+
+def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostCommitPayload:
+    """The payload of `booking` as its rows are now."""
+    event_type = session.get(EventType, booking.event_type_id)
+    assert event_type is not None
+    hosts = session.exec(
+        select(User)
+        .join(BookingHost, col(BookingHost.user_id) == User.id)
+        .where(BookingHost.booking_id == booking.id)
+        .order_by(col(BookingHost.id))
+    ).all()
+    attendees = session.exec(
+        select(Attendee).where(Attendee.booking_id == booking.id).order_by(col(Attendee.id))
+    ).all()
+    original = (
+        session.exec(select(Booking).where(Booking.uid == booking.from_reschedule)).first()
+        if booking.from_reschedule
+        else None
+    )
+    return snapshot_of(
+        booking,
+        event_type=event_type,
+        hosts=hosts,
+        attendees=attendees,
+        original=original,
+        event_id=event_id,
     )

@@ -65,6 +65,8 @@ class PostCommitDispatcher:
         self._client: PrefectClient | None = None
         self._limit: asyncio.Semaphore | None = None
         self._in_flight: set[concurrent.futures.Future[DispatchOutcome]] = set()
+        self._to_record: list[tuple[outbox.DispatchRecord, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -74,9 +76,15 @@ class PostCommitDispatcher:
 
     # -- called from any thread ------------------------------------------------------------
 
-    def submit(self, event_id: str) -> concurrent.futures.Future[DispatchOutcome]:
-        """Queue the dispatch of one committed event and return at once."""
-        future = asyncio.run_coroutine_threadsafe(self._dispatch(event_id), self._loop)
+    def submit(
+        self, event_id: str, *, booking_uid: str | None = None
+    ) -> concurrent.futures.Future[DispatchOutcome]:
+        """Queue the dispatch of one committed event and return at once.
+
+        `create_booking` passes the booking uid of an event it just wrote with this
+        dispatcher's arrangement; without it (the relay) the event is read first.
+        """
+        future = asyncio.run_coroutine_threadsafe(self._dispatch(event_id, booking_uid), self._loop)
         with self._lock:
             self._in_flight.add(future)
         future.add_done_callback(self._finished)
@@ -125,8 +133,11 @@ class PostCommitDispatcher:
 
     # -- on the dispatch loop --------------------------------------------------------------
 
-    async def _dispatch(self, event_id: str) -> DispatchOutcome:
-        booking_uid, mode = await asyncio.to_thread(self._read_event, event_id)
+    async def _dispatch(self, event_id: str, booking_uid: str | None) -> DispatchOutcome:
+        if booking_uid is None:
+            booking_uid, mode = await asyncio.to_thread(self._read_event, event_id)
+        else:
+            mode = self.dispatch_mode
         targets = ARRANGEMENTS[mode]
         outcome = DispatchOutcome(event_id=event_id, booking_uid=booking_uid)
         results = await asyncio.gather(
@@ -145,13 +156,13 @@ class PostCommitDispatcher:
                 )
             else:
                 outcome.runs[target.name] = result
-        await asyncio.to_thread(
-            outbox.record_dispatch,
-            self._engine,
-            event_id,
-            created=outcome.runs,
-            expected=len(targets),
-            error="; ".join(f"{k}: {v}" for k, v in outcome.errors.items()) or None,
+        await self._record(
+            outbox.DispatchRecord(
+                event_id=event_id,
+                created=outcome.runs,
+                expected=len(targets),
+                error="; ".join(f"{k}: {v}" for k, v in outcome.errors.items()) or None,
+            )
         )
         if outcome.dispatched:
             logger.info(
@@ -161,6 +172,33 @@ class PostCommitDispatcher:
                 event_id,
             )
         return outcome
+
+    async def _record(self, record: outbox.DispatchRecord) -> None:
+        """Store what a dispatch created, in the next write of the outbox.
+
+        Writes are grouped: while one transaction runs, the records that arrive wait for
+        the next, so a burst of bookings costs few writes (on SQLite, few turns of the one
+        writer lock the booking transactions also need).
+        """
+        written: asyncio.Future[None] = self._loop.create_future()
+        self._to_record.append((record, written))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._write_records())
+        await written
+
+    async def _write_records(self) -> None:
+        while self._to_record:
+            batch, self._to_record = self._to_record, []
+            try:
+                await asyncio.to_thread(
+                    outbox.record_dispatches, self._engine, [record for record, _ in batch]
+                )
+            except Exception as exc:  # each waiting dispatch reports it; the relay retries
+                for _, written in batch:
+                    written.set_exception(exc)
+            else:
+                for _, written in batch:
+                    written.set_result(None)
 
     def _read_event(self, event_id: str) -> tuple[str, str]:
         with session_scope(self._engine) as session:

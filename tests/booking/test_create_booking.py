@@ -26,7 +26,7 @@ class RecordingHandoff:
         self.submitted: list[str] = []
         self.fail = fail
 
-    def submit(self, event_id: str) -> None:
+    def submit(self, event_id: str, *, booking_uid: str) -> None:
         if self.fail:
             raise ConnectionError("dispatcher unavailable")
         self.submitted.append(event_id)

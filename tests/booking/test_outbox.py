@@ -4,7 +4,8 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from booking.outbox import claim_pending, record_dispatch
+from booking.models import OutboxEvent
+from booking.outbox import DispatchRecord, claim_pending, record_dispatches
 from booking.service import create_booking
 from booking.timeutil import utcnow
 from tests.factories import booking_request, make_event_type
@@ -45,7 +46,7 @@ def test_a_claimed_event_is_not_claimed_again_until_its_lease_runs_out(engine: E
 
 def test_dispatched_events_are_never_claimed(engine: Engine) -> None:
     done, pending = committed_events(engine, 2)
-    record_dispatch(engine, done, created={"post-commit": "run-1"}, expected=1, error=None)
+    record_dispatches(engine, [DispatchRecord(done, {"post-commit": "run-1"}, 1, None)])
 
     claimed = claim_pending(
         engine, older_than=GRACE, lease=LEASE, limit=10, now=utcnow() + GRACE * 2
@@ -57,11 +58,8 @@ def test_dispatched_events_are_never_claimed(engine: Engine) -> None:
 def test_a_partial_dispatch_stays_pending(engine: Engine) -> None:
     (event_id,) = committed_events(engine, 1)
 
-    done = record_dispatch(
-        engine, event_id, created={"webhooks": "run-1"}, expected=3, error="scheduling: down"
-    )
+    record_dispatches(engine, [DispatchRecord(event_id, {"webhooks": "run-1"}, 3, "down")])
 
-    assert not done
     assert claim_pending(
         engine, older_than=GRACE, lease=LEASE, limit=10, now=utcnow() + GRACE * 2
     ) == [event_id]
@@ -86,3 +84,15 @@ def test_concurrent_relays_never_claim_one_event_twice(engine: Engine) -> None:
 
     claimed = [event_id for batch in claims for event_id in batch]
     assert sorted(claimed) == sorted(ids)  # every event once, none twice
+
+
+def test_every_dispatch_of_an_event_is_counted(engine: Engine) -> None:
+    (event_id,) = committed_events(engine, 1)
+    record = DispatchRecord(event_id, {"post-commit": "run-1"}, 1, None)
+
+    record_dispatches(engine, [record, record])
+    record_dispatches(engine, [record])
+
+    with Session(engine) as session:
+        event = session.get(OutboxEvent, event_id)
+        assert event.dispatch_attempts == 3 and event.flow_run_ids == {"post-commit": "run-1"}
