@@ -12,6 +12,8 @@ from booking.claims import claim
 from booking.db import session_scope
 from booking.errors import UnknownOutboxEvent
 from booking.models import OutboxEvent
+from booking.models.outbox import POST_COMMIT_KIND
+from booking.models.types import table
 from booking.payload import PostCommitPayload
 from booking.timeutil import utcnow
 
@@ -22,17 +24,25 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def add_event(session: Session, payload: PostCommitPayload, *, dispatch_mode: str) -> OutboxEvent:
-    """Stage the event in the caller's transaction; it commits with the booking or not at all."""
-    event = OutboxEvent(
-        id=payload.event_id,
-        booking_uid=payload.booking_uid,
-        schema_version=payload.schema_version,
-        payload=payload.model_dump(mode="json"),
-        dispatch_mode=dispatch_mode,
+def add_event(session: Session, payload: PostCommitPayload, *, dispatch_mode: str) -> str:
+    """Write the event in the caller's transaction; it commits with the booking or not at all."""
+    session.execute(
+        table(OutboxEvent).insert(),
+        [
+            {
+                "id": payload.event_id,
+                "booking_uid": payload.booking_uid,
+                "kind": POST_COMMIT_KIND,
+                "schema_version": payload.schema_version,
+                "payload": payload.model_dump(mode="json"),
+                "dispatch_mode": dispatch_mode,
+                "flow_run_ids": {},
+                "dispatch_attempts": 0,
+                "created_at": utcnow(),
+            }
+        ],
     )
-    session.add(event)
-    return event
+    return payload.event_id
 
 
 def load_event(session: Session, event_id: str) -> OutboxEvent:

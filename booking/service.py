@@ -22,9 +22,11 @@ from booking.errors import (
     UnknownEventType,
 )
 from booking.models import Attendee, Booking, BookingHost, EventType, EventTypeHost, User
+from booking.models.types import table
+from booking.payload import AttendeeSnapshot
 from booking.schemas import BookingRequest, BookingResult
 from booking.settings import DispatchMode, get_settings
-from booking.snapshot import is_confirmed_by_default, snapshot_of
+from booking.snapshot import BookingRecord, is_confirmed_by_default, snapshot_of
 from booking.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
@@ -179,44 +181,77 @@ def _write_booking(
     uid: str,
     status: BookingStatus,
     original: Booking | None,
-) -> tuple[Booking, list[Attendee]]:
-    """Stage the booking, its hosts and attendees, and the original's cancellation."""
+) -> tuple[BookingRecord, list[AttendeeSnapshot]]:
+    """Insert the booking, its attendees and co-hosts, and cancel the original.
+
+    Plain INSERTs on the tables, not the ORM's unit of work: this is what the booker waits
+    for, and the rows are known in full here.
+    """
     organizer = hosts[0]
-    booking = Booking(
-        uid=uid,
-        event_type_id=event_type.id,
-        user_id=organizer.id,
-        team_id=event_type.team_id,
-        title=f"{event_type.title} between {organizer.name} and {req.booker.name}",
-        start_time=req.start,
-        end_time=req.end,
-        status=status,
-        location=req.location or event_type.location,
-        booking_metadata=dict(req.metadata),
-        responses=dict(req.responses),
-        from_reschedule=original.uid if original else None,
-        tracking_id=req.tracking_id,
-    )
-    session.add(booking)
-    session.flush()  # the booking's id, for its rows and the payload
+    now = utcnow()
+    row = {
+        "uid": uid,
+        "event_type_id": event_type.id,
+        "user_id": organizer.id,
+        "team_id": event_type.team_id,
+        "title": f"{event_type.title} between {organizer.name} and {req.booker.name}",
+        "description": None,
+        "start_time": req.start,
+        "end_time": req.end,
+        "status": status,
+        "location": req.location or event_type.location,
+        "metadata": dict(req.metadata),
+        "responses": dict(req.responses),
+        "from_reschedule": original.uid if original else None,
+        "rescheduled": False,
+        "cancellation_reason": None,
+        "tracking_id": req.tracking_id,
+        "no_show_host": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    booking_table, attendee_table = table(Booking), table(Attendee)
+    booking_id = session.execute(
+        booking_table.insert().returning(booking_table.c.id), [row]
+    ).scalar_one()
+    people = (req.booker, *req.guests)
     attendees = [
-        Attendee(
-            booking_id=booking.id,  # type: ignore[arg-type]
+        AttendeeSnapshot(
             name=person.name,
             email=str(person.email),
             time_zone=person.time_zone,
             locale=person.locale,
             phone_number=person.phone_number,
         )
-        for person in (req.booker, *req.guests)
+        for person in people
     ]
-    session.add_all(
-        [BookingHost(booking_id=booking.id, user_id=host.id) for host in hosts]  # type: ignore[arg-type]
+    session.execute(
+        attendee_table.insert(),
+        [{**a.model_dump(), "booking_id": booking_id, "no_show": False} for a in attendees],
     )
-    session.add_all(attendees)
+    if co_hosts := hosts[1:]:  # the organizer is the booking's own user_id
+        session.execute(
+            table(BookingHost).insert(),
+            [{"booking_id": booking_id, "user_id": h.id} for h in co_hosts],
+        )
     if original is not None:
         original.status = BookingStatus.CANCELLED
         original.rescheduled = True
         original.cancellation_reason = req.reschedule_reason
-        original.updated_at = utcnow()
-    return booking, attendees
+        original.updated_at = now
+    record = BookingRecord(
+        id=booking_id,
+        uid=uid,
+        title=row["title"],
+        description=None,
+        start_time=req.start,
+        end_time=req.end,
+        created_at=now,
+        status=status,
+        location=row["location"],
+        metadata=row["metadata"],
+        responses=row["responses"],
+        tracking_id=req.tracking_id,
+        team_id=event_type.team_id,
+    )
+    return record, attendees

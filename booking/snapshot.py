@@ -1,14 +1,18 @@
-"""Build the post-commit payload: from the objects in hand, or from the database rows.
+"""Build the post-commit payload: from the values being written, or from the database rows.
 
-`create_booking` builds it from what it is writing, inside the booking transaction (the
-snapshot the outbox keeps); periodic flows load the current rows, so they act on what the
-booking is now.
+`create_booking` builds it from what it writes, inside the booking transaction (the snapshot
+the outbox keeps); periodic flows load the current rows, so they act on what the booking is
+now.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
+from booking.enums import BookingStatus
 from booking.models import Attendee, Booking, BookingHost, EventType, User
 from booking.payload import (
     AttendeeSnapshot,
@@ -19,35 +23,72 @@ from booking.payload import (
 )
 
 
+@dataclass(frozen=True)
+class BookingRecord:
+    """The booking's own columns that the payload carries."""
+
+    id: int
+    uid: str
+    title: str
+    description: str | None
+    start_time: datetime
+    end_time: datetime
+    created_at: datetime
+    status: BookingStatus
+    location: str | None
+    metadata: dict[str, Any]
+    responses: dict[str, Any]
+    tracking_id: str | None
+    team_id: int | None
+
+    @classmethod
+    def of(cls, booking: Booking) -> "BookingRecord":
+        return cls(
+            id=booking.id,  # type: ignore[arg-type]
+            uid=booking.uid,
+            title=booking.title,
+            description=booking.description,
+            start_time=booking.start_time,
+            end_time=booking.end_time,
+            created_at=booking.created_at,
+            status=booking.status,
+            location=booking.location,
+            metadata=booking.booking_metadata,
+            responses=booking.responses,
+            tracking_id=booking.tracking_id,
+            team_id=booking.team_id,
+        )
+
+
 def is_confirmed_by_default(event_type: EventType) -> bool:
     return not event_type.requires_confirmation and event_type.price == 0
 
 
+def host_snapshot(user: User) -> HostSnapshot:
+    return HostSnapshot(
+        id=user.id,  # type: ignore[arg-type]
+        name=user.name,
+        email=user.email,
+        time_zone=user.time_zone,
+        locale=user.locale,
+        time_format=user.time_format,
+    )
+
+
 def snapshot_of(
-    booking: Booking,
+    booking: BookingRecord,
     *,
     event_type: EventType,
     hosts: Sequence[User],
-    attendees: Sequence[Attendee],
+    attendees: Sequence[AttendeeSnapshot],
     original: Booking | None,
     event_id: str,
 ) -> PostCommitPayload:
-    """The payload of `booking`; `hosts` hold the organizer (`booking.user_id`)."""
-    host_snapshots = [
-        HostSnapshot(
-            id=h.id,  # type: ignore[arg-type]
-            name=h.name,
-            email=h.email,
-            time_zone=h.time_zone,
-            locale=h.locale,
-            time_format=h.time_format,
-        )
-        for h in hosts
-    ]
-    organizer = next(h for h in host_snapshots if h.id == booking.user_id)
+    """The payload of `booking`; `hosts` start with the organizer."""
+    host_snapshots = [host_snapshot(h) for h in hosts]
     return PostCommitPayload(
         event_id=event_id,
-        booking_id=booking.id,  # type: ignore[arg-type]
+        booking_id=booking.id,
         booking_uid=booking.uid,
         title=booking.title,
         description=booking.description,
@@ -56,7 +97,7 @@ def snapshot_of(
         created_at=booking.created_at,
         status=booking.status,
         location=booking.location,
-        metadata=booking.booking_metadata,
+        metadata=booking.metadata,
         responses=booking.responses,
         tracking_id=booking.tracking_id,
         confirmed_by_default=is_confirmed_by_default(event_type),
@@ -72,18 +113,9 @@ def snapshot_of(
             owner_id=event_type.owner_id,
             team_id=event_type.team_id,
         ),
-        organizer=organizer,
-        hosts=[organizer, *(h for h in host_snapshots if h.id != organizer.id)],
-        attendees=[
-            AttendeeSnapshot(
-                name=a.name,
-                email=a.email,
-                time_zone=a.time_zone,
-                locale=a.locale,
-                phone_number=a.phone_number,
-            )
-            for a in attendees
-        ],
+        organizer=host_snapshots[0],
+        hosts=host_snapshots,
+        attendees=list(attendees),
         reschedule=RescheduleSnapshot(
             original_uid=original.uid,
             original_booking_id=original.id,  # type: ignore[arg-type]
@@ -98,8 +130,9 @@ def snapshot_of(
 def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostCommitPayload:
     """The payload of `booking` as its rows are now."""
     event_type = session.get(EventType, booking.event_type_id)
-    assert event_type is not None
-    hosts = session.exec(
+    organizer = session.get(User, booking.user_id)
+    assert event_type is not None and organizer is not None
+    co_hosts = session.exec(
         select(User)
         .join(BookingHost, col(BookingHost.user_id) == User.id)
         .where(BookingHost.booking_id == booking.id)
@@ -114,10 +147,19 @@ def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostC
         else None
     )
     return snapshot_of(
-        booking,
+        BookingRecord.of(booking),
         event_type=event_type,
-        hosts=hosts,
-        attendees=attendees,
+        hosts=[organizer, *co_hosts],
+        attendees=[
+            AttendeeSnapshot(
+                name=a.name,
+                email=a.email,
+                time_zone=a.time_zone,
+                locale=a.locale,
+                phone_number=a.phone_number,
+            )
+            for a in attendees
+        ],
         original=original,
         event_id=event_id,
     )

@@ -60,7 +60,8 @@ class Booking(SQLModel, table=True):
 
 
 class BookingHost(SQLModel, table=True):
-    """Every host booked for a booking; the organizer is one of them."""
+    """A host booked besides the organizer (team event types); the organizer is the
+    booking's own `user_id`."""
 
     __table_args__ = (UniqueConstraint("booking_id", "user_id"),)
 

@@ -10,6 +10,8 @@ from booking.models.types import UTCDateTime
 from booking.models.work import Leased
 from booking.timeutil import utcnow
 
+POST_COMMIT_KIND = "booking.post_commit"
+
 
 class OutboxEvent(Leased, table=True):
     """The post-commit payload snapshot, and what became of its dispatch."""
@@ -18,7 +20,7 @@ class OutboxEvent(Leased, table=True):
 
     id: str = Field(primary_key=True)  # UUID4 text; part of every idempotency key
     booking_uid: str = Field(index=True)
-    kind: str = "booking.post_commit"
+    kind: str = POST_COMMIT_KIND
     schema_version: int
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     dispatch_mode: str

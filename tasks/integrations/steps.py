@@ -1,6 +1,7 @@
 """The steps of the integrations flow, one Prefect task each (push: one per device), and
 which of them a booking needs."""
 
+from collections import Counter
 from dataclasses import dataclass
 
 import httpx
@@ -103,14 +104,26 @@ def identify_hosts(payload: PostCommitPayload) -> str:
     """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
     settings, engine = get_settings(), configured_engine()
     api_key = settings.customerio_api_key.get_secret_value() if settings.customerio_api_key else ""
+    host_ids = [h.id for h in payload.hosts]
     with session_scope(engine) as session:
-        counts = dict(
-            session.exec(
-                select(BookingHost.user_id, func.count())
-                .join(Booking, col(Booking.id) == BookingHost.booking_id)
-                .where(col(BookingHost.user_id).in_([h.id for h in payload.hosts]))
-                .group_by(BookingHost.user_id)
-            ).all()
+        # Bookings each host organized, plus those they joined as a co-host.
+        counts: Counter[int] = Counter(
+            dict(
+                session.exec(
+                    select(Booking.user_id, func.count())
+                    .where(col(Booking.user_id).in_(host_ids))
+                    .group_by(Booking.user_id)
+                ).all()
+            )
+        )
+        counts.update(
+            dict(
+                session.exec(
+                    select(BookingHost.user_id, func.count())
+                    .where(col(BookingHost.user_id).in_(host_ids))
+                    .group_by(BookingHost.user_id)
+                ).all()
+            )
         )
     for host in payload.hosts:
         response = http_client().put(
