@@ -84,8 +84,39 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def scale_out_env(redis_url: str) -> dict[str, str]:
+    """Prefect's documented scale-out: events, ordering, leases and docket in Redis."""
+    host, port, db = _redis_parts(redis_url)
+    return {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_HOST": host,
+        "PREFECT_REDIS_MESSAGING_PORT": str(port),
+        "PREFECT_REDIS_MESSAGING_DB": str(db),
+        "PREFECT_SERVER_DOCKET_URL": f"redis://{host}:{port}/{db + 1}",
+    }
+
+
+def _redis_parts(url: str) -> tuple[str, int, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379, int(parts.path.strip("/") or 0)
+
+
+def flush_redis(url: str, databases: int = 2) -> None:
+    """Empty the Redis databases a bench stack uses, so no earlier run's streams remain."""
+    import redis
+
+    host, port, db = _redis_parts(url)
+    for n in range(db, db + databases):
+        redis.Redis(host=host, port=port, db=n).flushdb()
+
+
 class Bench:
-    def __init__(self, tmp: Path, server_env: dict[str, str]):
+    def __init__(self, tmp: Path, server_env: dict[str, str], scale_out: bool = False):
         self.tmp = tmp
         self.bookings_url = booking_path.new_database("postgresql", tmp)
         self.prefect_url = booking_path.prefect_database()
@@ -96,6 +127,8 @@ class Bench:
             home=tmp / "prefect",
             port=free_port(),
             database_url=self.prefect_url,
+            api_workers=2 if scale_out else 1,
+            separate_services=scale_out,
             extra_env={
                 "BOOKING_DATABASE_URL": self.bookings_url,
                 "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
@@ -106,7 +139,7 @@ class Bench:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.meter = Meter(
             {
-                "server": by_roots(lambda: [self.stack.server_pid]),
+                "server": by_roots(lambda: self.stack.server_pids),
                 "worker": by_roots(lambda: [w.pid for w in self.workers]),
                 "postgres": by_name("postgres"),
                 "redis": by_name("redis-server"),
@@ -322,6 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     # Prefect's background-task queue (docket) in Redis instead of in the server's own
     # memory: its in-memory stand-in runs Redis' Lua scripts in Python, at a CPU cost.
+    flush_redis(args.docket_url, databases=1)
     bench = Bench(tmp, server_env={"PREFECT_SERVER_DOCKET_URL": args.docket_url})
     results: dict[str, Any] = {
         "machine": machine(),
@@ -350,6 +384,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["idle_per_minute"] = bench.idle(args.idle_minutes)
         print(f"idle, per minute: {_fmt(results['idle_per_minute'])}", flush=True)
         bench.stop_workers()
+        if args.scale_out_redis:
+            results["scenarios"].append(_row(scaled_out(args, tmp / "scaled")))
+            print(_line_row(results["scenarios"][-1]), flush=True)
         results["booking_path"] = {
             kind: booking_path.measure(
                 booking_path.new_database(kind, tmp), bench.stack.api_url, args.booking_path_n
@@ -366,6 +403,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         bench.stop()
     return results
+
+
+def scaled_out(args: argparse.Namespace, tmp: Path) -> Scenario:
+    """A burst with two workers against Prefect's scaled-out server: two API workers, the
+    services in their own process, messaging in Redis."""
+    flush_redis(args.scale_out_redis)
+    bench = Bench(tmp, server_env=scale_out_env(args.scale_out_redis), scale_out=True)
+    bench.start()
+    try:
+        bench.start_workers(2)
+        bench.warm_up(args.scale_arrangement)
+        scenario = bench.burst(args.scale_arrangement, args.burst)
+        scenario.name = "burst, server scaled out"
+        return scenario
+    finally:
+        bench.stop()
+
+
+def _line_row(row: dict[str, Any]) -> str:
+    return (
+        f"{row['name']} {row['arrangement']} x{row['workers']} worker(s): "
+        f"{row['per_minute']:.1f}/min, CPU per booking: {_fmt(row['cpu_per_booking'])},"
+        f" states {row['states']}, undelivered {row['undelivered']}"
+    )
 
 
 def _row(scenario: Scenario) -> dict[str, Any]:
@@ -403,6 +464,11 @@ def main() -> None:
         "--docket-url",
         default="redis://127.0.0.1:6379/9",
         help="PREFECT_SERVER_DOCKET_URL of the server (memory:// for Prefect's default)",
+    )
+    parser.add_argument(
+        "--scale-out-redis",
+        default="redis://127.0.0.1:6379/10",
+        help="Redis for the scaled-out server's burst (empty: skip that case); uses 2 databases",
     )
     parser.add_argument("--save", type=Path, help="write the raw figures here (JSON)")
     parser.add_argument(

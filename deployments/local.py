@@ -51,17 +51,22 @@ class LocalPrefect:
     host: str = "127.0.0.1"
     database_url: str | None = None  # e.g. postgresql+asyncpg://... for concurrent load
     ui: bool = False
+    # Prefect's documented scale-out: API workers and the background services in their own
+    # process (the environment must point messaging at Redis; see bench/pipeline.py).
+    api_workers: int = 1
+    separate_services: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
+    _server_processes: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}/api"
 
     @property
-    def server_pid(self) -> int:
-        """Process id of the server (the first process this stack started)."""
-        return self._processes[0].pid
+    def server_pids(self) -> list[int]:
+        """The server's processes: the API (first started) and, scaled out, the services."""
+        return [p.pid for p in self._server_processes]
 
     @property
     def ui_url(self) -> str:
@@ -84,6 +89,8 @@ class LocalPrefect:
         )
         if self.database_url:
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
+        if self.api_workers > 1:
+            env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
         env.update(self.extra_env)
         return env
 
@@ -94,18 +101,37 @@ class LocalPrefect:
                 "or choose another port"
             )
         self.home.mkdir(parents=True, exist_ok=True)
-        self._spawn(
-            "server", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)
+        options = []
+        if self.api_workers > 1:
+            # Several API workers would race to migrate a new database: migrate it first.
+            self.run("server", "database", "upgrade", "--yes")
+            options += ["--workers", str(self.api_workers)]
+        if self.separate_services:
+            options.append("--no-services")
+        api = self._spawn(
+            "server",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            *options,
         )
+        self._server_processes.append(api)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            server = self._processes[0]
-            if server.poll() is not None:
+            if api.poll() is not None:
                 raise LocalStackError(
-                    f"Prefect server exited with {server.returncode}; see {self.log_path('server')}"
+                    f"Prefect server exited with {api.returncode}; see {self.log_path('server')}"
                 )
             try:
                 if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    if self.separate_services:
+                        self._server_processes.append(
+                            self._spawn("services", "prefect", "server", "services", "start")
+                        )
                     return
             except httpx.HTTPError:
                 pass
@@ -191,6 +217,7 @@ class LocalPrefect:
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
         self._processes.clear()
+        self._server_processes.clear()
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
