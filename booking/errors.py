@@ -1,4 +1,15 @@
-"""Typed errors of the booking side. Messages name fields, never personal data."""
+"""Typed errors of the booking side. Messages name fields, never personal data.
+
+What an error repeats of its input (a uid, a field name) is cut to `EXCERPT_CHARS`.
+"""
+
+EXCERPT_CHARS = 80
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """`text` as a string of at most `limit` characters, marked where it was cut."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 class BookingError(Exception):
@@ -10,7 +21,9 @@ class InvalidBookingRequest(BookingError):
 
     def __init__(self, problems: dict[str, str]):
         self.fields = problems
-        detail = "; ".join(f"{field}: {message}" for field, message in problems.items())
+        detail = "; ".join(
+            f"{excerpt(field)}: {excerpt(message, 200)}" for field, message in problems.items()
+        )
         super().__init__(f"invalid booking request: {detail}")
 
 
@@ -23,13 +36,15 @@ class UnknownEventType(BookingError):
 class RescheduleTargetNotFound(BookingError):
     def __init__(self, uid: str):
         self.uid = uid
-        super().__init__(f"reschedule_uid: no booking with uid {uid}")
+        super().__init__(f"reschedule_uid: no booking with uid {excerpt(uid)}")
 
 
 class RescheduleTargetCancelled(BookingError):
     def __init__(self, uid: str):
         self.uid = uid
-        super().__init__(f"reschedule_uid: booking {uid} is cancelled and cannot be rescheduled")
+        super().__init__(
+            f"reschedule_uid: booking {excerpt(uid)} is cancelled and cannot be rescheduled"
+        )
 
 
 class UnknownOutboxEvent(LookupError):

@@ -26,9 +26,9 @@ class Settings(BaseSettings):
         default="bundled",
         description="bundled: one post-commit run per booking; per-concern: one run per concern.",
     )
-    prefect_api_url: str = Field(
-        default="http://127.0.0.1:4200/api",
-        description="Prefect API the booking side creates deployment runs on.",
+    prefect_api_url: str | None = Field(
+        default=None,
+        description="Prefect API the booking side creates runs on; unset: PREFECT_API_URL.",
     )
     dispatch_timeout_seconds: float = Field(
         default=10.0,

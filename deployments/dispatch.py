@@ -58,7 +58,7 @@ class PostCommitDispatcher:
             )
         self.dispatch_mode = settings.dispatch_mode
         self._engine = engine
-        self._api_url = api_url
+        self.api_url = api_url
         self._timeout = settings.dispatch_timeout_seconds
         self._max_in_flight = max_in_flight
         self._deployment_ids: dict[str, UUID] = {}
@@ -240,7 +240,7 @@ class PostCommitDispatcher:
         if self._client is None:
             self._limit = asyncio.Semaphore(self._max_in_flight)
             client = PrefectClient(
-                self._api_url, httpx_settings={"timeout": httpx.Timeout(self._timeout)}
+                self.api_url, httpx_settings={"timeout": httpx.Timeout(self._timeout)}
             )
             await client.__aenter__()
             self._client = client

@@ -4,9 +4,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
-from booking.models import EventType, EventTypeHost, Membership, Team, User
+from booking.models import (
+    Attendee,
+    Booking,
+    EventType,
+    EventTypeHost,
+    Membership,
+    OutboxEvent,
+    Team,
+    User,
+)
 
 if TYPE_CHECKING:
     from booking.payload import PostCommitPayload
@@ -159,4 +169,26 @@ def snapshot(confirmed: bool = True, reschedule: bool = False) -> "PostCommitPay
         )
         if reschedule
         else None,
+    )
+
+
+class RecordingHandoff:
+    """Stands in for the dispatcher where only the hand-off call matters."""
+
+    dispatch_mode = "bundled"
+
+    def __init__(self, fail: bool = False):
+        self.submitted: list[str] = []
+        self.fail = fail
+
+    def submit(self, event_id: str, *, booking_uid: str) -> None:
+        if self.fail:
+            raise ConnectionError("dispatcher unavailable")
+        self.submitted.append(event_id)
+
+
+def row_counts(session: Session) -> tuple[int, int, int]:
+    return tuple(  # type: ignore[return-value]
+        session.exec(select(func.count()).select_from(model)).one()
+        for model in (Booking, Attendee, OutboxEvent)
     )

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from booking.enums import BookingStatus
@@ -14,29 +14,14 @@ from booking.errors import (
 from booking.models import Attendee, Booking, BookingHost, OutboxEvent
 from booking.outbox import load_payload
 from booking.service import create_booking
-from tests.factories import booking_request, make_event_type, make_team_event_type, make_user
-
-
-class RecordingHandoff:
-    """Stands in for the dispatcher where only the hand-off call matters."""
-
-    dispatch_mode = "bundled"
-
-    def __init__(self, fail: bool = False):
-        self.submitted: list[str] = []
-        self.fail = fail
-
-    def submit(self, event_id: str, *, booking_uid: str) -> None:
-        if self.fail:
-            raise ConnectionError("dispatcher unavailable")
-        self.submitted.append(event_id)
-
-
-def row_counts(session: Session) -> tuple[int, int, int]:
-    return tuple(  # type: ignore[return-value]
-        session.exec(select(func.count()).select_from(model)).one()
-        for model in (Booking, Attendee, OutboxEvent)
-    )
+from tests.factories import (
+    RecordingHandoff,
+    booking_request,
+    make_event_type,
+    make_team_event_type,
+    make_user,
+    row_counts,
+)
 
 
 def test_new_booking_commits_booking_attendees_and_outbox_event(session: Session) -> None:

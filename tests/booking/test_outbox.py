@@ -96,3 +96,23 @@ def test_every_dispatch_of_an_event_is_counted(engine: Engine) -> None:
     with Session(engine) as session:
         event = session.get(OutboxEvent, event_id)
         assert event.dispatch_attempts == 3 and event.flow_run_ids == {"post-commit": "run-1"}
+
+
+def test_concurrent_dispatches_of_an_event_are_all_counted(engine: Engine) -> None:
+    """Acceptance saw 7 concurrent dispatches recorded as 6 (read-modify-write)."""
+    (event_id,) = committed_events(engine, 1)
+    record = DispatchRecord(event_id, {"post-commit": "run-1"}, 1, None)
+    start = threading.Barrier(7)
+
+    def dispatch() -> None:
+        start.wait()
+        record_dispatches(engine, [record])
+
+    threads = [threading.Thread(target=dispatch) for _ in range(7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    with Session(engine) as session:
+        assert session.get(OutboxEvent, event_id).dispatch_attempts == 7
