@@ -24,7 +24,7 @@ MODULES = (
     "flows.deliver_due_work",
     "flows.outbox_relay",
 )
-HEAVY = ("alembic", "jinja2", "babel", "email_validator", "matplotlib")
+HEAVY = ("alembic", "jinja2", "pystache", "babel", "email_validator", "matplotlib")
 PROBE = """
 import json, sys, time
 started = time.process_time()

@@ -3,12 +3,13 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, event
 from sqlmodel import Field, SQLModel
 
 from booking.enums import TimeUnit, WebhookTrigger
 from booking.models.types import UTCDateTime, enum_type
 from booking.models.work import DueWork
+from booking.templates import check_template
 from booking.timeutil import utcnow
 
 
@@ -56,3 +57,11 @@ class WebhookDelivery(SQLModel, table=True):
     response_excerpt: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+@event.listens_for(WebhookSubscription, "before_insert")
+@event.listens_for(WebhookSubscription, "before_update")
+def _check_payload_template(_mapper: Any, _connection: Any, sub: WebhookSubscription) -> None:
+    """A template that could never render is refused when it is saved, not at delivery."""
+    if sub.payload_template is not None:
+        check_template(sub.payload_template, what="payload template")

@@ -1,11 +1,14 @@
 """Workflows (reminder rules), their steps, where they apply, and the reminders they plan."""
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from booking.enums import ReminderMethod, TimeUnit, WorkflowAction, WorkflowTrigger
 from booking.models.types import enum_type
 from booking.models.work import DueWork
+from booking.templates import check_template
 
 
 class Workflow(SQLModel, table=True):
@@ -52,3 +55,13 @@ class WorkflowReminder(DueWork, table=True):
     recipient_name: str | None = None
     locale: str = "en"
     time_zone: str = "UTC"
+
+
+@event.listens_for(WorkflowStep, "before_insert")
+@event.listens_for(WorkflowStep, "before_update")
+def _check_templates(_mapper: Any, _connection: Any, step: WorkflowStep) -> None:
+    """A template that could never render is refused when it is saved, not when sending."""
+    if step.subject_template is not None:
+        check_template(step.subject_template, what="reminder subject template")
+    if step.body_template is not None:
+        check_template(step.body_template, what="reminder body template")
