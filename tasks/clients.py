@@ -16,6 +16,17 @@ from tasks.errors import PermanentError, TransientError
 @lru_cache(maxsize=1)
 def http_client() -> httpx.Client:
     """Shared by every step of the process; redirects are never followed."""
+    return _client(keep_alive=True)
+
+
+@lru_cache(maxsize=1)
+def webhook_client() -> httpx.Client:
+    """For subscribers: a connection per attempt (no keep-alive), so each attempt's total
+    deadline owns its socket and one subscriber's connection is never another's."""
+    return _client(keep_alive=False)
+
+
+def _client(*, keep_alive: bool) -> httpx.Client:
     settings = get_settings()
     # httpx logs each request's full URL at INFO; subscriber URLs may carry tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -24,6 +35,7 @@ def http_client() -> httpx.Client:
         timeout=httpx.Timeout(
             settings.webhook_timeout_seconds, connect=settings.webhook_connect_timeout_seconds
         ),
+        limits=httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0),
         headers={"User-Agent": "booking-post-commit/0.1"},
         trust_env=False,
     )

@@ -1,7 +1,17 @@
-"""One HTTP attempt to a subscriber: timed, bounded, never following redirects."""
+"""One HTTP attempt to a subscriber: timed, bounded, never following redirects.
 
+httpx's timeouts bound each read, not the attempt: a subscriber that answers one byte a second
+would hold it for as long as it likes. `Deadline` bounds the whole attempt (connect, headers,
+body) by shutting the attempt's socket down when the time is up. It needs a connection of its
+own per attempt, which `tasks.clients.webhook_client` gives (no keep-alive).
+"""
+
+import contextlib
+import socket
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -21,6 +31,38 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+class Deadline:
+    """Shut an attempt's socket down `seconds` after it starts, whatever it is waiting for."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._timers: list[threading.Timer] = []
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: arm a timer on each new TCP connection's socket."""
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return
+        timer = threading.Timer(max(0.0, self.at - time.monotonic()), self._expire, (sock,))
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
+
+    def _expire(self, sock: socket.socket) -> None:
+        self.expired = True
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+
 def post(
     client: httpx.Client,
     url: str,
@@ -30,14 +72,22 @@ def post(
     total_timeout: float,
     excerpt_bytes: int,
 ) -> tuple[Attempt, httpx.HTTPError | None]:
-    """POST once. Returns the attempt, and the transport error if there was no answer."""
+    """POST once, within `total_timeout` seconds in all. Returns the attempt, and the
+    transport error if there was no complete answer in time."""
     started = time.perf_counter()
+    deadline = Deadline(total_timeout)
     try:
-        with client.stream("POST", url, content=body, headers=headers) as response:
+        with client.stream(
+            "POST", url, content=body, headers=headers, extensions={"trace": deadline.trace}
+        ) as response:
             excerpt = _read_excerpt(response, excerpt_bytes, started + total_timeout)
-    except httpx.HTTPError as exc:
+    except httpx.HTTPError:
         elapsed = int((time.perf_counter() - started) * 1000)
+        if deadline.expired:
+            exc = httpx.TimeoutException(f"no complete answer within {total_timeout:g} s")
         return Attempt(None, elapsed, f"{type(exc).__name__}: {exc}"[:300], None, None), exc
+    finally:
+        deadline.cancel()
     elapsed = int((time.perf_counter() - started) * 1000)
     error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     if response.is_redirect:

@@ -15,7 +15,7 @@ from booking.db import configured_engine, session_scope
 from booking.models import WebhookDelivery, WebhookSubscription
 from booking.settings import get_settings
 from booking.timeutil import utcnow
-from tasks.clients import http_client
+from tasks.clients import webhook_client
 from tasks.delivery import store
 from tasks.delivery.body import render_body
 from tasks.delivery.guard import check_url
@@ -67,7 +67,7 @@ def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
         content_type=content_type,
     )
     attempt, transport_error = post(
-        http_client(),
+        webhook_client(),
         url,
         body=body,
         headers=headers,
