@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
@@ -18,6 +18,8 @@ from booking.payload import PostCommitPayload
 from booking.timeutil import utcnow
 
 ERROR_LIMIT = 500
+COMPLETED = "Completed"
+NOT_TRACKED = "not tracked"  # finished before outcomes were recorded (migration 0003)
 
 
 def new_event_id() -> str:
@@ -115,3 +117,97 @@ def claim_pending(
             now=now,
             lease_until=now + lease,
         )
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A dispatched event whose runs the relay has not yet seen reach a final state."""
+
+    event_id: str
+    booking_uid: str
+    flow_run_ids: dict[str, str]
+    restarts: int
+    dispatched_at: datetime
+
+
+def claim_unfinished(
+    engine: Engine,
+    *,
+    older_than: timedelta,
+    lease: timedelta,
+    limit: int,
+    now: datetime | None = None,
+) -> list[Unfinished]:
+    """Claim dispatched events not yet finished, dispatched at least `older_than` ago."""
+    now = now or utcnow()
+    with session_scope(engine) as session:
+        ids = claim(
+            session,
+            OutboxEvent,
+            conditions=(
+                col(OutboxEvent.finished_at).is_(None),
+                col(OutboxEvent.dispatched_at).is_not(None),
+                col(OutboxEvent.dispatched_at) <= now - older_than,
+            ),
+            order_by=OutboxEvent.dispatched_at,
+            limit=limit,
+            now=now,
+            lease_until=now + lease,
+        )
+        rows = session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all()
+        return [
+            Unfinished(e.id, e.booking_uid, e.flow_run_ids, e.restarts, e.dispatched_at)  # type: ignore[arg-type]
+            for e in rows
+        ]
+
+
+def record_finished(engine: Engine, outcomes: dict[str, str]) -> None:
+    """Mark events finished, each with the outcome of its runs (`event id -> outcome`)."""
+    if not outcomes:
+        return
+    now = utcnow()
+    with session_scope(engine) as session:
+        for event in session.exec(
+            select(OutboxEvent).where(col(OutboxEvent.id).in_(list(outcomes)))
+        ):
+            event.finished_at, event.outcome = now, outcomes[event.id]
+            event.claimed_until = None
+
+
+def record_restarts(engine: Engine, event_ids: list[str]) -> None:
+    """Count a restart of the runs of each event. The claim stays until its lease ends: the
+    restarted runs get that long before a relay looks at them again."""
+    if not event_ids:
+        return
+    with session_scope(engine) as session:
+        session.execute(
+            update(OutboxEvent)
+            .where(col(OutboxEvent.id).in_(event_ids))
+            .values(restarts=OutboxEvent.restarts + 1)
+        )
+
+
+def release(engine: Engine, event_ids: list[str]) -> None:
+    """Give claimed events back, to be looked at again by a later pass."""
+    if not event_ids:
+        return
+    with session_scope(engine) as session:
+        session.execute(
+            update(OutboxEvent).where(col(OutboxEvent.id).in_(event_ids)).values(claimed_until=None)
+        )
+
+
+def unfinished(session: Session, *, limit: int = 100) -> list[OutboxEvent]:
+    """Events whose post-commit work is not known done: not dispatched, or dispatched and
+    not finished, or finished with an outcome other than Completed. Oldest first."""
+    return list(
+        session.exec(
+            select(OutboxEvent)
+            .where(
+                col(OutboxEvent.finished_at).is_(None)
+                | col(OutboxEvent.outcome).not_in([COMPLETED, NOT_TRACKED])
+            )
+            .order_by(col(OutboxEvent.created_at))
+            .limit(limit)
+        )
+    )

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     relay_lease_seconds: float = Field(
         default=120.0, gt=0, description="How long a relay's claim on an event holds."
     )
+    run_stale_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A post-commit run Running this long is restarted by the relay.",
+    )
+    run_max_restarts: int = Field(
+        default=3, ge=0, description="Restarts of a booking's crashed runs before it is left."
+    )
 
     webhook_connect_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Connect timeout of one webhook delivery attempt."
@@ -59,6 +67,15 @@ class Settings(BaseSettings):
     )
     webhook_retry_after_cap_seconds: float = Field(
         default=60.0, ge=0, description="Longest `Retry-After` a subscriber may ask for."
+    )
+    webhook_redelivery_delays_seconds: list[float] = Field(
+        default_factory=lambda: [300, 1800, 7200, 18000, 36000, 36000],
+        description="Delays of the redeliveries after a webhook's retries failed (~27 h in all).",
+    )
+    webhook_disable_after_hours: float = Field(
+        default=120.0,
+        gt=0,
+        description="A subscription whose every delivery failed this long is deactivated.",
     )
     webhook_allowed_networks: list[str] = Field(
         default_factory=list,

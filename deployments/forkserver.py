@@ -12,8 +12,10 @@ to the worker's own pipes. The pattern is gunicorn's preload and Python's forkse
 Rules it keeps:
 - no threads or event loops before a fork: it is one thread with a selector, and refuses to
   fork (the launcher then starts the engine plainly) if an import started a thread;
-- each child gets its own process group and only the signals its launcher forwards, and is
-  killed if its launcher dies, so a run is never left without someone to report its end;
+- each child stays in the worker's process group, as a run the worker started itself would:
+  a signal to the worker's whole group (Ctrl-C, a supervisor's kill) reaches the runs too.
+  Cancellation (SIGTERM to the launcher) is forwarded, and a child whose launcher dies is
+  killed, so a run is never left without someone to report its end;
 - a fresh parent when the deployed code changes: a request finds the code or the settings
   changed since start-up, is answered "start plainly", and the forkserver execs itself anew as
   soon as its running children are done;
@@ -46,7 +48,7 @@ PRELOAD = (
     "flows.scheduling",
     "flows.webhooks",
     "babel.dates",
-    "jinja2.sandbox",
+    "pystache",
     "prefect.flow_engine",
     "prefect.task_engine",
     "prefect.deployments.steps",
@@ -196,7 +198,7 @@ class Forkserver:
         return None
 
     def _become_child(self, conn: socket.socket) -> None:
-        """In the child: drop everything of the server, take the run's own process group."""
+        """In the child: drop everything of the server (it stays in the worker's group)."""
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
@@ -206,7 +208,6 @@ class Forkserver:
             other.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-        os.setpgid(0, 0)
 
     # -- children ------------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ import time
 
 # Set by `python -m deployments.worker` for the worker, which passes it on to each run.
 SOCKET_ENV = "BOOKING__FORKSERVER_SOCKET"
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
+# The run is in the worker's process group, so a signal to the group reaches it directly;
+# what is sent to this launcher alone (the worker cancelling a run) is passed on.
+FORWARDED = (signal.SIGTERM,)
 
 
 def main() -> None:

@@ -145,6 +145,7 @@ class LocalPrefect:
         for tag, limit in PROVIDER_LIMITS.items():
             self.run("concurrency-limit", "create", tag, str(limit))
         self.run("--no-prompt", "deploy", "--all", cwd=project_dir)
+        self.python("-m", "deployments.automations")
 
     def start_worker(
         self,
@@ -173,20 +174,23 @@ class LocalPrefect:
 
     def run(self, *args: str, cwd: Path | None = None) -> str:
         """Run one `prefect` CLI command against this server; raise with its output on failure."""
+        command = [sys.executable, "-m", "prefect", *args]
+        return self._command(command, cwd or PROJECT_ROOT, "prefect " + " ".join(args))
+
+    def _command(self, command: list[str], cwd: Path, label: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "prefect", *args],
-            env=self.env(),
-            cwd=cwd or PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
+            command, env=self.env(), cwd=cwd, capture_output=True, text=True, timeout=300
         )
         if result.returncode != 0:
             raise LocalStackError(
-                f"`prefect {' '.join(args)}` failed ({result.returncode}):\n"
+                f"`{label}` failed ({result.returncode}):\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
             )
         return result.stdout
+
+    def python(self, *args: str) -> str:
+        """Run this interpreter (e.g. `-m deployments.automations`) against this server."""
+        return self._command([sys.executable, *args], PROJECT_ROOT, " ".join(args))
 
     def log_path(self, name: str) -> Path:
         return self.home / f"{name}.log"

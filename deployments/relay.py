@@ -1,14 +1,28 @@
-"""The outbox relay: dispatch again every event whose runs were not confirmed created."""
+"""The outbox relay: dispatch again every event whose runs were not confirmed created, and
+finish every dispatched event: record how its runs ended, or restart runs that crashed or
+were left behind by a worker that died.
+
+A run is restarted in place (set to AwaitingRetry, as the UI's Retry does), so the booking
+keeps one run with its whole history; its steps are idempotent, so what a crashed attempt
+already did is not done twice. An event whose runs crashed `run_max_restarts` times is
+finished as Crashed, for an operator to look at (`booking outbox list --unfinished`).
+"""
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from booking import outbox
 from booking.settings import Settings
+from booking.timeutil import utcnow
 from deployments.dispatch import PostCommitDispatcher
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import FlowRun
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +69,116 @@ def relay_pending(
             report.failed,
         )
     return report
+
+
+READ_LIMIT = 200  # flow runs per API read (the server's default page limit)
+# A run a worker took but never started (the worker died in between).
+PENDING_STALE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class FinishReport:
+    finished: int
+    restarted: int
+    waiting: int
+
+
+def finish_dispatched(
+    *,
+    engine: Engine,
+    client: "SyncPrefectClient",
+    settings: Settings,
+    now: datetime | None = None,
+) -> FinishReport:
+    """Look at every dispatched, unfinished event once: record the outcome of those whose
+    runs are final, restart runs that crashed or went stale, leave the rest for later."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    now = now or utcnow()
+    finished, restarted, waiting = 0, 0, []
+    while events := outbox.claim_unfinished(
+        engine,
+        older_than=timedelta(seconds=settings.relay_grace_seconds),
+        lease=timedelta(seconds=settings.relay_lease_seconds),
+        limit=settings.relay_batch_size,
+        now=now,
+    ):
+        run_ids = [run_id for event in events for run_id in event.flow_run_ids.values()]
+        runs = {
+            str(run.id): run
+            for start in range(0, len(run_ids), READ_LIMIT)
+            for run in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=run_ids[start : start + READ_LIMIT])  # type: ignore[arg-type]
+                ),
+                limit=READ_LIMIT,
+            )
+        }
+        outcomes: dict[str, str] = {}
+        restarts: list[str] = []
+        for event in events:
+            event_runs = [runs.get(run_id) for run_id in event.flow_run_ids.values()]
+            stuck = [run for run in event_runs if run and _needs_restart(run, now, settings)]
+            if stuck and event.restarts < settings.run_max_restarts:
+                for run in stuck:
+                    _restart(client, run)
+                restarts.append(event.event_id)
+                logger.warning(
+                    "booking %s: restarted %d crashed or stale run(s) (restart %d of %d)",
+                    event.booking_uid,
+                    len(stuck),
+                    event.restarts + 1,
+                    settings.run_max_restarts,
+                )
+            elif stuck or all(_is_final(run) for run in event_runs):
+                outcomes[event.event_id] = _outcome(event_runs)
+            else:
+                waiting.append(event.event_id)
+        outbox.record_finished(engine, outcomes)
+        outbox.record_restarts(engine, restarts)
+        finished, restarted = finished + len(outcomes), restarted + len(restarts)
+    outbox.release(engine, waiting)
+    report = FinishReport(finished=finished, restarted=restarted, waiting=len(waiting))
+    if finished or restarted:
+        logger.info(
+            "outbox relay: %d finished, %d restarted, %d still running",
+            report.finished,
+            report.restarted,
+            report.waiting,
+        )
+    return report
+
+
+def _is_final(run: "FlowRun | None") -> bool:
+    return run is None or (run.state is not None and run.state.is_final())
+
+
+def _needs_restart(run: "FlowRun", now: datetime, settings: Settings) -> bool:
+    state = run.state
+    if state is None:
+        return False
+    age = now - state.timestamp
+    if state.is_crashed():
+        return True
+    if state.is_pending():
+        return age > PENDING_STALE
+    if state.is_running():  # no heartbeat for this long (the automation crashes it sooner)
+        return age > timedelta(seconds=settings.run_stale_seconds)
+    return False
+
+
+def _restart(client: "SyncPrefectClient", run: "FlowRun") -> None:
+    from prefect.states import AwaitingRetry
+
+    client.set_flow_run_state(
+        run.id, AwaitingRetry(message="restarted by the outbox relay"), force=True
+    )
+
+
+def _outcome(runs: list["FlowRun | None"]) -> str:
+    """The worst final state of an event's runs: Completed only when all completed."""
+    names = [run.state.type.value.title() if run and run.state else "Deleted" for run in runs]
+    for worst in ("Crashed", "Deleted", "Failed", "Cancelled"):
+        if worst in names:
+            return worst
+    return outbox.COMPLETED

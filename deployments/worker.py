@@ -21,6 +21,9 @@ from deployments.launch import SOCKET_ENV
 from deployments.names import WORK_POOL
 
 READY_TIMEOUT_SECONDS = 60
+# Runs send a heartbeat this often; the "crash silent runs" automation (deployments/
+# automations.py) marks a run Crashed after 90 s without one. Prefect's default is 180 s.
+HEARTBEAT_SECONDS = "30"
 
 
 def main() -> None:
@@ -29,6 +32,7 @@ def main() -> None:
     args, worker_options = parser.parse_known_args()
     socket_path = Path(tempfile.gettempdir()) / f"booking-forkserver-{os.getpid()}.sock"
     env = {**os.environ, SOCKET_ENV: str(socket_path)}
+    env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_SECONDS)
     # The forkserver's parent is this process, which becomes the worker: when the worker
     # exits, the forkserver notices its new parent and stops.
     forkserver = subprocess.Popen(

@@ -1,6 +1,7 @@
 """Periodic delivery of due work: meeting triggers, no-show checks and reminders.
 
-Scheduled every minute by prefect.yaml. Each sweep claims what is due (two overlapping
+Scheduled every minute by prefect.yaml. Each sweep claims what is due (including webhooks
+whose in-task retries failed, sent again on a long backoff) (two overlapping
 sweeps never claim one row), delivers it against the booking's current state, and shows how
 many items it claimed, sent, skipped and failed (a sweep that found nothing due shows only its
 claim). Call it with `now` to sweep as of a time.
@@ -8,7 +9,7 @@ claim). Call it with `now` to sweep as of a time.
 
 from datetime import datetime
 
-from prefect import allow_failure, flow
+from prefect import allow_failure, flow, unmapped
 from prefect.futures import PrefectFuture
 
 from booking.timeutil import utcnow
@@ -16,6 +17,7 @@ from deployments.names import DELIVER_DUE_WORK
 from tasks.scheduling.due import (
     claim_due,
     deliver_due_trigger,
+    redeliver_webhook,
     send_due_reminder,
     summarise_sweep,
 )
@@ -36,6 +38,7 @@ def deliver_due_work(now: datetime | None = None) -> list[PrefectFuture]:
     deliveries = [
         *deliver_due_trigger.map(claimed.triggers),
         *send_due_reminder.map(claimed.reminders),
+        *redeliver_webhook.map(claimed.redeliveries, unmapped(now)),
     ]
     if deliveries:
         summarise_sweep.submit(now, allow_failure(deliveries))

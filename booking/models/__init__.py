@@ -10,7 +10,12 @@ from booking.models.bookings import (
     EventTypeHost,
 )
 from booking.models.outbox import OutboxEvent
-from booking.models.webhooks import ScheduledTrigger, WebhookDelivery, WebhookSubscription
+from booking.models.webhooks import (
+    ScheduledTrigger,
+    WebhookDelivery,
+    WebhookRedelivery,
+    WebhookSubscription,
+)
 from booking.models.workflows import (
     Workflow,
     WorkflowActivation,
@@ -33,6 +38,7 @@ __all__ = [
     "Team",
     "User",
     "WebhookDelivery",
+    "WebhookRedelivery",
     "WebhookSubscription",
     "Workflow",
     "WorkflowActivation",

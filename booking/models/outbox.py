@@ -16,7 +16,10 @@ POST_COMMIT_KIND = "booking.post_commit"
 class OutboxEvent(Leased, table=True):
     """The post-commit payload snapshot, and what became of its dispatch."""
 
-    __table_args__ = (Index("ix_outboxevent_pending", "dispatched_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_outboxevent_pending", "dispatched_at", "created_at"),
+        Index("ix_outboxevent_unfinished", "finished_at", "dispatched_at"),
+    )
 
     id: str = Field(primary_key=True)  # UUID4 text; part of every idempotency key
     booking_uid: str = Field(index=True)
@@ -30,4 +33,9 @@ class OutboxEvent(Leased, table=True):
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     dispatch_attempts: int = 0
     last_error: str | None = None
+    # Set by the relay once every run of the event reached a final state; `outcome` is the
+    # worst of their states (Completed, Failed, Cancelled, Crashed after `restarts`).
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    outcome: str | None = None
+    restarts: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

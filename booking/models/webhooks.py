@@ -42,6 +42,17 @@ class ScheduledTrigger(DueWork, table=True):
     trigger_event: WebhookTrigger = Field(sa_type=enum_type(WebhookTrigger))
 
 
+class WebhookRedelivery(DueWork, table=True):
+    """A message that failed its in-task retries, sent again by the due-work sweep on a long
+    backoff (`webhook_redelivery_delays_seconds`) with its original `webhook-id` and body."""
+
+    __table_args__ = (Index("ix_webhookredelivery_status_due", "status", "due_at"),)
+
+    subscription_id: int = Field(foreign_key="webhooksubscription.id", index=True)
+    message_id: str = Field(index=True)
+    message: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
 class WebhookDelivery(SQLModel, table=True):
     """One HTTP attempt to deliver one webhook message to one subscriber."""
 

@@ -31,6 +31,7 @@ class WebhookMessage(BaseModel):
     subscription_id: int
     host: str
     trigger: WebhookTrigger
+    booking_id: int
     booking_uid: str
     created_at: str
     data: dict[str, Any]
@@ -66,6 +67,7 @@ def booking_messages(
             subscription_id=sub.subscription_id,
             host=sub.host,
             trigger=trigger,
+            booking_id=payload.booking_id,
             booking_uid=payload.booking_uid,
             created_at=iso_utc(payload.created_at),
             data=data,

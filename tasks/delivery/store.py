@@ -2,14 +2,23 @@
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, delete, or_, select
 
 from booking.db import insert_once
 from booking.enums import WebhookTrigger, WorkStatus
-from booking.models import ScheduledTrigger, WebhookDelivery, WebhookSubscription
+from booking.models import (
+    ScheduledTrigger,
+    WebhookDelivery,
+    WebhookRedelivery,
+    WebhookSubscription,
+)
 from booking.payload import PostCommitPayload
 from booking.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from tasks.delivery.message import WebhookMessage
 
 
 def find_subscriptions(
@@ -126,3 +135,37 @@ def deactivate(session: Session, subscription_id: int, reason: str) -> None:
         subscription.active = False
         subscription.deactivated_reason = f"{reason} at {utcnow().isoformat()}"
         session.add(subscription)
+
+
+def add_redelivery_once(session: Session, message: "WebhookMessage", due_at: datetime) -> bool:
+    """Hand a message that failed its in-task retries to the due-work sweep (once)."""
+    return insert_once(
+        session,
+        WebhookRedelivery(
+            dedupe_key=message.message_id,
+            booking_id=message.booking_id,
+            subscription_id=message.subscription_id,
+            message_id=message.message_id,
+            message=message.model_dump(mode="json"),
+            due_at=due_at,
+        ),
+    )
+
+
+def failing_since(session: Session, subscription_id: int) -> datetime | None:
+    """When the subscription's current run of failures began: its first failed attempt
+    after its last successful one (None if its last attempt succeeded or it has none)."""
+    last_ok = session.exec(
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.subscription_id == subscription_id,
+            col(WebhookDelivery.status_code).between(200, 299),
+        )
+        .order_by(col(WebhookDelivery.id).desc())
+    ).first()
+    conditions = [WebhookDelivery.subscription_id == subscription_id]
+    if last_ok is not None:
+        conditions.append(col(WebhookDelivery.id) > last_ok)
+    return session.exec(
+        select(WebhookDelivery.created_at).where(*conditions).order_by(col(WebhookDelivery.id))
+    ).first()

@@ -24,11 +24,13 @@ from booking.enums import (
     WebhookTrigger,
     WorkStatus,
 )
+from booking.i18n import local_time
 from booking.models import (
     Attendee,
     Booking,
     ScheduledTrigger,
     User,
+    WebhookRedelivery,
     WebhookSubscription,
     WorkflowReminder,
     WorkflowStep,
@@ -37,12 +39,13 @@ from booking.models.work import DueWork
 from booking.settings import get_settings
 from booking.snapshot import build_payload
 from booking.timeutil import iso_utc, utcnow
+from tasks.delivery import store
 from tasks.delivery.body import booking_data
 from tasks.delivery.message import WebhookMessage, message_id, url_host
 from tasks.delivery.send import send_webhook
+from tasks.retry import is_transient
 from tasks.scheduling.sending import (
     attendees_who_joined,
-    local_time,
     reminder_text,
     send_email,
     send_sms,
@@ -57,6 +60,7 @@ class Claimed:
 
     triggers: list[int]
     reminders: list[int]
+    redeliveries: list[int]
 
 
 @task(name="claim due work", cache_policy=NO_CACHE)
@@ -72,7 +76,6 @@ def claim_due(now: datetime) -> Claimed:
             conditions=(
                 col(model.status) == WorkStatus.PENDING,
                 col(model.due_at) <= now,
-                col(model.attempts) < settings.due_max_attempts,
             ),
             order_by=model.due_at,
             limit=settings.due_batch_size,
@@ -82,11 +85,28 @@ def claim_due(now: datetime) -> Claimed:
 
     with session_scope(configured_engine()) as session:
         return Claimed(
-            triggers=due(session, ScheduledTrigger), reminders=due(session, WorkflowReminder)
+            triggers=due(session, ScheduledTrigger),
+            reminders=due(session, WorkflowReminder),
+            redeliveries=due(session, WebhookRedelivery),
         )
 
 
-def _finish(model: type[DueWork], row_id: int, outcome: str, detail: str | None = None) -> None:
+# After `attempts` failed sweeps: when to try again, or None to leave the row FAILED.
+Schedule = Callable[[int], datetime | None]
+
+
+def _next_sweep(attempts: int) -> datetime | None:
+    """Due work is tried by the next sweeps, `due_max_attempts` times in all."""
+    return utcnow() if attempts < get_settings().due_max_attempts else None
+
+
+def _finish(
+    model: type[DueWork],
+    row_id: int,
+    outcome: str,
+    detail: str | None = None,
+    schedule: Schedule = _next_sweep,
+) -> None:
     with session_scope(configured_engine()) as session:
         row = session.get_one(model, row_id)
         row.claimed_until = None
@@ -97,22 +117,28 @@ def _finish(model: type[DueWork], row_id: int, outcome: str, detail: str | None 
         else:
             row.attempts += 1
             row.last_error = (detail or "")[:500]
-            exhausted = row.attempts >= get_settings().due_max_attempts
-            row.status = WorkStatus.FAILED if exhausted else WorkStatus.PENDING
+            retry_at = schedule(row.attempts)
+            if retry_at is None:
+                row.status = WorkStatus.FAILED
+            else:
+                row.status, row.due_at = WorkStatus.PENDING, max(row.due_at, retry_at)
         session.add(row)
 
 
 def _settle(
-    model: type[DueWork], row_id: int, deliver: Callable[[int], tuple[Outcome, str | None]]
+    model: type[DueWork],
+    row_id: int,
+    deliver: Callable[[int], tuple[Outcome, str | None]],
+    schedule: Schedule = _next_sweep,
 ) -> Outcome:
     """Deliver one row and record how it ended; a failure is recorded, then re-raised so
     the task run shows it."""
     try:
         outcome, detail = deliver(row_id)
     except Exception as exc:
-        _finish(model, row_id, "failed", f"{type(exc).__name__}: {exc}")
+        _finish(model, row_id, "failed", f"{type(exc).__name__}: {exc}", schedule)
         raise
-    _finish(model, row_id, outcome, detail)
+    _finish(model, row_id, outcome, detail, schedule)
     return outcome
 
 
@@ -159,6 +185,7 @@ def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
             subscription_id=row.subscription_id,
             host=url_host(subscription.subscriber_url),
             trigger=row.trigger_event,
+            booking_id=booking.id,
             booking_uid=booking.uid,
             created_at=iso_utc(row.due_at),
             data=data,
@@ -170,6 +197,61 @@ def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
             _mark_no_show(booking.id, row.trigger_event, {e["email"] for e in data["noShow"]})
         return "sent", None
     return "skipped", f"subscription {report.outcome}"
+
+
+@task(
+    name="redeliver webhook",
+    task_run_name="redeliver webhook #{redelivery_id}",
+    tags=["webhooks"],
+    cache_policy=NO_CACHE,
+)
+def redeliver_webhook(redelivery_id: int, now: datetime) -> Outcome:
+    """Send again a message whose in-task retries failed, with its original `webhook-id`
+    and body, on the long backoff of `webhook_redelivery_delays_seconds`."""
+    delays = get_settings().webhook_redelivery_delays_seconds
+
+    def schedule(attempts: int) -> datetime | None:
+        return now + timedelta(seconds=delays[attempts]) if attempts < len(delays) else None
+
+    return _settle(WebhookRedelivery, redelivery_id, _redeliver, schedule)
+
+
+def _redeliver(redelivery_id: int) -> tuple[Outcome, str | None]:
+    settings = get_settings()
+    with session_scope(configured_engine()) as session:
+        row = session.get_one(WebhookRedelivery, redelivery_id)
+        message = WebhookMessage.model_validate(row.message)
+        attempt = settings.webhook_retries + 1 + row.attempts + 1
+    try:
+        report = send_webhook(message, attempt_no=attempt)
+    except Exception as exc:
+        if is_transient(exc):
+            _deactivate_if_failing_too_long(message)
+        raise
+    if report.outcome in ("delivered", "already-delivered"):
+        return "sent", None
+    return "skipped", f"subscription {report.outcome}"
+
+
+def _deactivate_if_failing_too_long(message: WebhookMessage) -> None:
+    """A subscription whose every delivery failed for `webhook_disable_after_hours` is
+    deactivated with the reason recorded; its pending redeliveries are then skipped."""
+    hours = get_settings().webhook_disable_after_hours
+    with session_scope(configured_engine()) as session:
+        since = store.failing_since(session, message.subscription_id)
+        if since is None or utcnow() - since < timedelta(hours=hours):
+            return
+        store.deactivate(
+            session,
+            message.subscription_id,
+            f"every delivery failed since {since:%Y-%m-%d %H:%M} UTC ({hours:g} h)",
+        )
+    get_run_logger().warning(
+        "%s failed every delivery for %g hours: subscription #%s deactivated",
+        message.host,
+        hours,
+        message.subscription_id,
+    )
 
 
 def _absentees(session: Session, booking: Booking, trigger: WebhookTrigger, payload) -> list[str]:

@@ -1,6 +1,8 @@
 """The steps of the webhooks flow, one Prefect task each (delivery: one per subscriber), and
 the lookup of subscribers, a read that is not a step of its own."""
 
+from datetime import timedelta
+
 from prefect import get_run_logger, task
 from prefect.runtime import task_run
 from prefect.states import Completed, State
@@ -8,10 +10,12 @@ from prefect.states import Completed, State
 from booking.db import configured_engine, session_scope
 from booking.enums import MEETING_TRIGGERS, WebhookTrigger
 from booking.payload import PostCommitPayload
+from booking.settings import get_settings
+from booking.timeutil import utcnow
 from tasks.delivery import store
 from tasks.delivery.message import Subscriber, WebhookMessage, url_host
 from tasks.delivery.send import DeliveryReport, send_webhook
-from tasks.retry import step_policy
+from tasks.retry import is_transient, step_policy
 
 
 def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> list[Subscriber]:
@@ -57,9 +61,36 @@ def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
     tags=["webhooks"],
     **step_policy("webhook"),
 )
-def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport]:
-    """POST one signed message to one subscriber and log the attempt."""
-    report = send_webhook(message, attempt_no=task_run.get_run_count() or 1)
+def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport | None]:
+    """POST one signed message to one subscriber and log the attempt.
+
+    A subscriber still failing after the last retry does not lose the message: it is handed
+    to the due-work sweep, which sends it again for about a day (same `webhook-id` and
+    body), and this step ends "Redelivery scheduled" without holding a worker meanwhile.
+    """
+    settings = get_settings()
+    attempt = task_run.get_run_count() or 1
+    try:
+        report = send_webhook(message, attempt_no=attempt)
+    except Exception as exc:
+        delays = settings.webhook_redelivery_delays_seconds
+        if attempt <= settings.webhook_retries or not is_transient(exc) or not delays:
+            raise
+        due_at = utcnow() + timedelta(seconds=delays[0])
+        with session_scope(configured_engine()) as session:
+            store.add_redelivery_once(session, message, due_at)
+        get_run_logger().warning(
+            "%s still failing after %d attempts; redelivery at %s",
+            message.host,
+            attempt,
+            f"{due_at:%H:%M} UTC",
+        )
+        return Completed(
+            name="Redelivery scheduled",
+            message=f"{type(exc).__name__}; redelivery at {due_at:%Y-%m-%d %H:%M} UTC, "
+            f"{message.message_id}",
+            data=None,
+        )
     status = f", HTTP {report.status_code}" if report.status_code else ""
     # The outcome and webhook-id show on the task run in the UI.
     return Completed(message=f"{report.outcome}{status}, {message.message_id}", data=report)

@@ -14,13 +14,21 @@ from prefect.client.schemas.filters import (
     TaskRunFilterName,
 )
 from pytest_httpserver import HTTPServer
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
 from booking.enums import WebhookTrigger, WorkStatus
-from booking.models import ScheduledTrigger, WebhookDelivery, WebhookSubscription
+from booking.models import (
+    ScheduledTrigger,
+    WebhookDelivery,
+    WebhookRedelivery,
+    WebhookSubscription,
+)
+from booking.models.types import table
 from booking.service import create_booking
+from booking.templates import InvalidTemplate
 from flows.webhooks import booking_post_commit_webhooks
 from tests.factories import booking_request, make_event_type, make_subscription
 
@@ -235,12 +243,15 @@ def test_a_template_renders_and_a_hostile_one_is_contained(
         payload_template='{"text": "{{ title }} at {{ startTime }}"}',
     )
     hostile = make_subscription(
-        db,
-        httpserver.url_for("/hostile"),
-        CREATED,
-        event_type_id=event_type.id,
-        payload_template="{{ cycler.__init__.__globals__.os.popen('touch /tmp/pwned').read() }}",
+        db, httpserver.url_for("/hostile"), CREATED, event_type_id=event_type.id
     )
+    # Saved before templates were checked at save time: written past the ORM's check.
+    db.execute(
+        update(table(WebhookSubscription))
+        .where(table(WebhookSubscription).c.id == hostile.id)
+        .values(payload_template="{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+    )
+    db.commit()
     httpserver.expect_request("/templated").respond_with_data("ok")
     result = book(db, event_type)
 
@@ -284,9 +295,12 @@ def test_one_failing_subscriber_does_not_stop_the_others(
 
     state = run_flow(result)
 
-    assert state.is_failed()
+    # The run is done: the message that failed its retries is handed to the due-work sweep.
+    assert state.is_completed()
     assert len(received(httpserver, "/up")) == 1
     assert len(received(httpserver, "/down")) == 4  # first attempt and three retries
+    (redelivery,) = db.exec(select(WebhookRedelivery)).all()
+    assert redelivery.status == WorkStatus.PENDING
 
 
 def test_a_rerun_does_not_send_a_delivered_message_again(
@@ -382,7 +396,7 @@ def test_the_run_names_each_delivery_and_never_logs_the_secret(
     with caplog.at_level("INFO"):
         state = run_flow(result)
 
-    assert state.is_failed()
+    assert state.is_completed()  # the message is handed to the redelivery schedule
     logged = "\n".join(
         f"{record.name}: {record.getMessage()}"
         for record in caplog.records
@@ -398,7 +412,7 @@ def test_the_run_names_each_delivery_and_never_logs_the_secret(
             task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="deliver ")),
         )
     assert delivery.name == f"deliver BOOKING_CREATED to localhost #{sub.id}"
-    assert delivery.state.is_failed()
+    assert delivery.state.name == "Redelivery scheduled"
 
 
 def test_a_delivery_shows_its_outcome_and_webhook_id_in_the_ui(
@@ -421,3 +435,15 @@ def test_a_delivery_shows_its_outcome_and_webhook_id_in_the_ui(
         )
     (attempt,) = attempts(db, sub.id)
     assert delivery.state.message == f"delivered, HTTP 200, {attempt.message_id}"
+
+
+def test_a_template_that_could_never_render_is_refused_when_saved(db: Session) -> None:
+    sub = make_subscription(db, "https://hooks.example/a", CREATED)
+
+    sub.payload_template = "{{#attendees}} never closed"
+    db.add(sub)
+    with pytest.raises(InvalidTemplate, match="malformed"):
+        db.commit()
+    db.rollback()
+
+    assert db.get(WebhookSubscription, sub.id).payload_template is None

@@ -1,0 +1,143 @@
+"""A worker killed mid-delivery: its runs are marked Crashed by the heartbeat automation,
+restarted by the outbox relay, and finished by a new worker. Each booking's webhook reaches
+the subscriber with one `webhook-id`; nothing is stored twice.
+
+Real parts throughout: a PostgreSQL-backed Prefect server, `python -m deployments.worker`
+(its whole process group SIGKILLed), the automations of deployments/automations.py.
+"""
+
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from prefect.client.orchestration import SyncPrefectClient
+from pytest_httpserver import HTTPServer
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from werkzeug import Request, Response
+
+from booking.db import make_engine, upgrade_schema
+from booking.models import OutboxEvent, ScheduledTrigger
+from booking.service import create_booking
+from booking.settings import Settings
+from booking.timeutil import utcnow
+from deployments.dispatch import PostCommitDispatcher
+from deployments.local import LocalPrefect, free_port
+from deployments.relay import finish_dispatched
+from tests.factories import booking_request, make_event_type, make_subscription
+from tests.integration.conftest import runs_of_booking
+
+pytestmark = pytest.mark.integration
+BOOKINGS = 10
+RECOVERY_SECONDS = 300  # the promise: within five minutes
+
+
+@pytest.fixture
+def stack(tmp_path, prefect_database) -> Iterator[tuple[LocalPrefect, str]]:
+    database_url = f"sqlite:///{tmp_path / 'bookings.db'}"
+    upgrade_schema(make_engine(database_url))
+    url = prefect_database()
+    if url is None:
+        pytest.skip("needs a PostgreSQL-backed Prefect server (SQLite locks under this load)")
+    stack = LocalPrefect(
+        home=tmp_path / "prefect",
+        port=free_port(),
+        database_url=url,
+        extra_env={
+            "BOOKING_DATABASE_URL": database_url,
+            "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+            "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "30",
+            "BOOKING_RELAY_GRACE_SECONDS": "5",
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+        },
+    )
+    stack.start()
+    try:
+        stack.deploy_all()
+        yield stack, database_url
+    finally:
+        stack.stop()
+
+
+class SlowSubscriber:
+    def __init__(self, httpserver: HTTPServer):
+        self.ids: dict[str, set[str]] = defaultdict(set)
+        self.first = threading.Event()
+        httpserver.expect_request("/slow").respond_with_handler(self.handle)
+        self.url = httpserver.url_for("/slow")
+
+    def handle(self, request: Request) -> Response:
+        import json
+
+        uid = json.loads(request.get_data())["payload"]["uid"]
+        self.ids[uid].add(request.headers["webhook-id"])
+        self.first.set()
+        time.sleep(2)
+        return Response("ok")
+
+
+def test_a_killed_worker_loses_nothing(
+    stack: tuple[LocalPrefect, str], httpserver: HTTPServer
+) -> None:
+    prefect, database_url = stack
+    subscriber = SlowSubscriber(httpserver)
+    engine = make_engine(database_url)
+    worker = prefect.start_worker(name="worker-1")
+    with Session(engine, expire_on_commit=False) as session:
+        event_type = make_event_type(session)
+        make_subscription(
+            session,
+            subscriber.url,
+            ["BOOKING_CREATED", "MEETING_STARTED"],
+            event_type_id=event_type.id,
+        )
+        settings = Settings(database_url=database_url, prefect_api_url=prefect.api_url)
+        with PostCommitDispatcher(engine=engine, settings=settings) as dispatcher:
+            uids = [
+                create_booking(booking_request(event_type), session=session, handoff=dispatcher).uid
+                for _ in range(BOOKINGS)
+            ]
+
+    assert subscriber.first.wait(120), "no delivery started"
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker, its forkserver and every run
+    worker.wait()
+    killed_at = time.monotonic()
+    prefect.start_worker(name="worker-2")
+
+    with SyncPrefectClient(prefect.api_url) as client:
+        while time.monotonic() - killed_at < RECOVERY_SECONDS:
+            runs = [run for uid in uids for run in runs_of_booking(client, uid)]
+            if len(runs) == BOOKINGS and all(r.state_type.value == "COMPLETED" for r in runs):
+                break
+            time.sleep(3)
+        recovered_in = time.monotonic() - killed_at
+        # What the relay's next scheduled pass records (the restarted events' claims have
+        # lapsed by then): every booking's work finished, Completed.
+        finish_dispatched(
+            engine=engine,
+            client=client,
+            settings=settings,
+            now=utcnow() + timedelta(minutes=5),
+        )
+    with Session(engine) as session:
+        outcomes = dict(session.exec(select(OutboxEvent.booking_uid, OutboxEvent.outcome)).all())
+
+    assert recovered_in < RECOVERY_SECONDS, [r.state_type for r in runs]
+    assert outcomes == {uid: "Completed" for uid in uids}
+    assert set(subscriber.ids) == set(uids)  # every booking's webhook arrived
+    assert all(len(ids) == 1 for ids in subscriber.ids.values())  # with one webhook-id each
+    with Session(engine) as session:
+        triggers = session.exec(
+            select(ScheduledTrigger.booking_id, func.count()).group_by(
+                col(ScheduledTrigger.booking_id)
+            )
+        ).all()
+        restarted = session.exec(select(func.sum(OutboxEvent.restarts))).one()
+    assert len(triggers) == BOOKINGS and all(count == 1 for _, count in triggers)
+    assert restarted >= 1  # the kill did interrupt runs
+    engine.dispose()
