@@ -36,8 +36,11 @@ class DeliveryReport:
     attempts: int
 
 
-def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
-    """POST the message once, unless it was delivered already or the subscription is off."""
+def send_webhook(
+    message: WebhookMessage, *, attempt_no: int, resend: bool = False
+) -> DeliveryReport:
+    """POST the message once, unless it was delivered already (and `resend` is not asked
+    for, as an operator's replay of one message does) or the subscription is off."""
     settings = get_settings()
     with session_scope(configured_engine()) as session:
         sub = session.get(WebhookSubscription, message.subscription_id)
@@ -45,7 +48,7 @@ def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
             get_run_logger().info("subscription %s is no longer active", message.subscription_id)
             return _report(message, "inactive", None, attempt_no)
         url, secret, template = sub.subscriber_url, sub.secret, sub.payload_template
-        if store.was_delivered(session, message.message_id):
+        if not resend and store.was_delivered(session, message.message_id):
             get_run_logger().info("%s already delivered to %s", message.trigger, message.host)
             return _report(message, "already-delivered", None, attempt_no)
         previous = store.last_attempt(session, message.message_id)
@@ -56,16 +59,16 @@ def send_webhook(message: WebhookMessage, *, attempt_no: int) -> DeliveryReport:
         body, content_type = render_body(
             template, message.trigger, message.created_at, message.data
         )
-    except PermanentError as exc:  # a refused URL or a rejected template
+        headers = signed_headers(
+            message_id=message.message_id,
+            timestamp=int(time.time()),
+            body=body,
+            secret=secret,
+            content_type=content_type,
+        )
+    except PermanentError as exc:  # a refused URL, a rejected template, a broken secret
         _record(message, attempt_no, Attempt(None, 0, str(exc), None, None))
         raise
-    headers = signed_headers(
-        message_id=message.message_id,
-        timestamp=int(time.time()),
-        body=body,
-        secret=secret,
-        content_type=content_type,
-    )
     attempt, transport_error = post(
         webhook_client(),
         url,

@@ -1,14 +1,41 @@
 """Webhook signatures, pure: `X-Cal-Signature-256` and the Standard Webhooks headers.
 
-Subscribers verify Standard Webhooks signatures with the raw secret bytes as the key, e.g.
-`standardwebhooks.Webhook(secret.encode()).verify(body, headers)`.
+A subscription's secret is, as the Standard Webhooks spec has it, `whsec_` and base64 (new
+subscriptions get one, `new_secret`): the `webhook-signature` key is the decoded bytes, so a
+receiver calls `standardwebhooks.Webhook("whsec_...").verify(body, headers)`. A plain secret
+(any other string) signs with its own UTF-8 bytes: `Webhook(secret.encode())`.
+`X-Cal-Signature-256` signs with the secret string's bytes either way, as Cal.com does.
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
+import secrets
+
+from tasks.errors import PermanentError
 
 NO_SECRET = "no-secret-provided"
+WHSEC_PREFIX = "whsec_"
+
+
+class InvalidSecret(PermanentError):
+    """A `whsec_` secret whose rest is not base64: nothing could verify its signatures."""
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 24 random bytes in base64."""
+    return WHSEC_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def signing_key(secret: str) -> bytes:
+    """The `webhook-signature` key: a `whsec_` secret's decoded bytes, else the secret's own."""
+    if not secret.startswith(WHSEC_PREFIX):
+        return secret.encode()
+    try:
+        return base64.b64decode(secret.removeprefix(WHSEC_PREFIX), validate=True)
+    except binascii.Error:
+        raise InvalidSecret("the subscription's whsec_ secret is not valid base64") from None
 
 
 def cal_signature(body: bytes, secret: str | None) -> str:
@@ -21,7 +48,7 @@ def cal_signature(body: bytes, secret: str | None) -> str:
 def standard_signature(message_id: str, timestamp: int, body: bytes, secret: str) -> str:
     """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` as the Standard Webhooks spec signs."""
     signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
     return f"v1,{base64.b64encode(digest).decode()}"
 
 

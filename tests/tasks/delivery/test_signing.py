@@ -37,3 +37,34 @@ def test_standard_webhooks_library_verifies_the_headers() -> None:
     verified = Webhook(b"s3cret").verify(BODY, headers)
 
     assert verified["payload"]["title"] == "Café"
+
+
+def test_a_whsec_secret_verifies_as_receivers_usually_call_the_library() -> None:
+    import time
+
+    from tasks.delivery.signing import new_secret
+
+    secret = new_secret()
+    headers = signed_headers(
+        message_id="msg_w",
+        timestamp=int(time.time()),
+        body=BODY,
+        secret=secret,
+        content_type="application/json",
+    )
+
+    assert secret.startswith("whsec_")
+    assert Webhook(secret).verify(BODY, headers)["triggerEvent"] == "BOOKING_CREATED"
+    # X-Cal-Signature-256 keeps Cal.com's form: the secret string's bytes.
+    assert headers["X-Cal-Signature-256"] == (
+        hmac.new(secret.encode(), BODY, hashlib.sha256).hexdigest()
+    )
+
+
+def test_a_broken_whsec_secret_is_one_clear_permanent_error() -> None:
+    import pytest
+
+    from tasks.delivery.signing import InvalidSecret
+
+    with pytest.raises(InvalidSecret, match="not valid base64"):
+        signed_headers(message_id="m", timestamp=1, body=BODY, secret="whsec_***", content_type="x")
