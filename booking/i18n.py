@@ -4,8 +4,12 @@ Translation functions cannot travel in a JSON payload; the locale does, and this
 turns it back into text. Unknown locales fall back to the base language, then to English.
 """
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 CATALOGUE: dict[str, dict[str, str]] = {
     "en": {
+        "push_body": "{booker} booked {event} for {when}",
         "reminder_subject": "Reminder: {title} at {when}",
         "reminder_body": 'Hello {name},\n\nthis is a reminder of "{title}" with {organizer} on {when}.\n\nLocation: {location}\n',
         "booking_created": "New booking",
@@ -13,6 +17,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "booking_requested": "New booking request",
     },
     "de": {
+        "push_body": "{booker} hat {event} für {when} gebucht",
         "reminder_subject": "Erinnerung: {title} am {when}",
         "reminder_body": 'Hallo {name},\n\ndies ist eine Erinnerung an "{title}" mit {organizer} am {when}.\n\nOrt: {location}\n',
         "booking_created": "Neue Buchung",
@@ -20,6 +25,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "booking_requested": "Neue Buchungsanfrage",
     },
     "fr": {
+        "push_body": "{booker} a réservé {event} pour le {when}",
         "reminder_subject": "Rappel : {title} le {when}",
         "reminder_body": "Bonjour {name},\n\nceci est un rappel pour « {title} » avec {organizer} le {when}.\n\nLieu : {location}\n",
         "booking_created": "Nouvelle réservation",
@@ -27,6 +33,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "booking_requested": "Nouvelle demande de réservation",
     },
     "es": {
+        "push_body": "{booker} reservó {event} para el {when}",
         "reminder_subject": "Recordatorio: {title} el {when}",
         "reminder_body": 'Hola {name},\n\nte recordamos "{title}" con {organizer} el {when}.\n\nLugar: {location}\n',
         "booking_created": "Nueva reserva",
@@ -34,6 +41,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "booking_requested": "Nueva solicitud de reserva",
     },
     "pt": {
+        "push_body": "{booker} reservou {event} para {when}",
         "reminder_subject": "Lembrete: {title} em {when}",
         "reminder_body": 'Olá {name},\n\neste é um lembrete de "{title}" com {organizer} em {when}.\n\nLocal: {location}\n',
         "booking_created": "Nova reserva",
@@ -50,3 +58,10 @@ def translate(locale: str, key: str) -> str:
         if messages and key in messages:
             return messages[key]
     raise KeyError(f"no message {key!r}")
+
+
+def local_time(when: datetime, time_zone: str, locale: str) -> str:
+    """`when` in the recipient's zone and language, e.g. "14. März 2031 um 16:00:00 MEZ"."""
+    from babel.dates import format_datetime  # heavy; imported only when a message needs it
+
+    return format_datetime(when, format="long", tzinfo=ZoneInfo(time_zone), locale=locale)

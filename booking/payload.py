@@ -2,7 +2,8 @@
 
 Flows read this snapshot, not the live rows, so they act on the booking as it was committed.
 It carries locales and time zones instead of translation functions; consumers rebuild those.
-Bump SCHEMA_VERSION on any change a running flow could misread.
+Bump SCHEMA_VERSION on any change a running flow could misread; fields added later have
+defaults, so events written by an older version still load.
 """
 
 from typing import Any, Literal
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from booking.enums import BookingStatus
 from booking.timeutil import UTCInstant
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: host usernames, team name, reschedule reason
 
 
 class _Snapshot(BaseModel):
@@ -29,6 +30,7 @@ class PersonSnapshot(_Snapshot):
 class HostSnapshot(PersonSnapshot):
     id: int
     time_format: int
+    username: str | None = None
 
 
 class AttendeeSnapshot(PersonSnapshot):
@@ -54,10 +56,11 @@ class RescheduleSnapshot(_Snapshot):
     original_booking_id: int
     original_start: UTCInstant
     original_end: UTCInstant
+    reason: str | None = None
 
 
 class PostCommitPayload(_Snapshot):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     event_id: str
     booking_id: int
     booking_uid: str
@@ -73,6 +76,7 @@ class PostCommitPayload(_Snapshot):
     tracking_id: str | None
     confirmed_by_default: bool
     team_id: int | None
+    team_name: str | None = None
     event_type: EventTypeSnapshot
     organizer: HostSnapshot
     hosts: list[HostSnapshot]

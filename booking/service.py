@@ -21,7 +21,15 @@ from booking.errors import (
     RescheduleTargetNotFound,
     UnknownEventType,
 )
-from booking.models import Attendee, Booking, BookingHost, EventType, EventTypeHost, User
+from booking.models import (
+    Attendee,
+    Booking,
+    BookingHost,
+    EventType,
+    EventTypeHost,
+    Team,
+    User,
+)
 from booking.models.types import table
 from booking.payload import AttendeeSnapshot
 from booking.schemas import BookingRequest, BookingResult
@@ -73,7 +81,7 @@ def create_booking(
     transaction is committed here; pass a session with no other pending work.
     """
     req = parse_request(request)
-    event_type, hosts = _event_type_and_hosts(session, req.event_type_id)
+    event_type, hosts, team_name = _event_type_and_hosts(session, req.event_type_id)
     original = _reschedule_target(session, req.reschedule_uid)
     confirmed = is_confirmed_by_default(event_type)
     status = BookingStatus.ACCEPTED if confirmed else BookingStatus.PENDING
@@ -102,6 +110,7 @@ def create_booking(
             attendees=attendees,
             original=original,
             event_id=outbox.new_event_id(),
+            team_name=team_name,
         )
         outbox.add_event(session, payload, dispatch_mode=mode)
         session.commit()
@@ -150,10 +159,13 @@ def _reschedule_target(session: Session, uid: str | None) -> Booking | None:
     return original
 
 
-def _event_type_and_hosts(session: Session, event_type_id: int) -> tuple[EventType, list[User]]:
-    """The event type and its hosts, organizer first, in one query."""
+def _event_type_and_hosts(
+    session: Session, event_type_id: int
+) -> tuple[EventType, list[User], str | None]:
+    """The event type, its hosts (organizer first) and its team's name, in one query."""
     rows = session.exec(
-        select(EventType, User)
+        select(EventType, User, Team.name)
+        .outerjoin(Team, col(Team.id) == EventType.team_id)
         .outerjoin(EventTypeHost, col(EventTypeHost.event_type_id) == EventType.id)
         .outerjoin(
             User,
@@ -164,13 +176,13 @@ def _event_type_and_hosts(session: Session, event_type_id: int) -> tuple[EventTy
     ).all()
     if not rows:
         raise UnknownEventType(event_type_id)
-    event_type = rows[0][0]
-    found = {user.id: user for _, user in rows if user is not None}
-    order = [event_type.owner_id, *(user.id for _, user in rows if user is not None)]
+    event_type, team_name = rows[0][0], rows[0][2]
+    found = {user.id: user for _, user, _ in rows if user is not None}
+    order = [event_type.owner_id, *(user.id for _, user, _ in rows if user is not None)]
     hosts = [found[i] for i in dict.fromkeys(order) if i in found]
     if not hosts:
         raise UnknownEventType(event_type_id)
-    return event_type, hosts
+    return event_type, hosts, team_name
 
 
 def _write_booking(

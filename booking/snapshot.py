@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from booking.enums import BookingStatus
-from booking.models import Attendee, Booking, BookingHost, EventType, User
+from booking.models import Attendee, Booking, BookingHost, EventType, Team, User
 from booking.payload import (
     AttendeeSnapshot,
     EventTypeSnapshot,
@@ -72,6 +72,7 @@ def host_snapshot(user: User) -> HostSnapshot:
         time_zone=user.time_zone,
         locale=user.locale,
         time_format=user.time_format,
+        username=user.username,
     )
 
 
@@ -83,6 +84,7 @@ def snapshot_of(
     attendees: Sequence[AttendeeSnapshot],
     original: Booking | None,
     event_id: str,
+    team_name: str | None = None,
 ) -> PostCommitPayload:
     """The payload of `booking`; `hosts` start with the organizer."""
     host_snapshots = [host_snapshot(h) for h in hosts]
@@ -102,6 +104,7 @@ def snapshot_of(
         tracking_id=booking.tracking_id,
         confirmed_by_default=is_confirmed_by_default(event_type),
         team_id=booking.team_id,
+        team_name=team_name,
         event_type=EventTypeSnapshot(
             id=event_type.id,  # type: ignore[arg-type]
             slug=event_type.slug,
@@ -121,10 +124,16 @@ def snapshot_of(
             original_booking_id=original.id,  # type: ignore[arg-type]
             original_start=original.start_time,
             original_end=original.end_time,
+            reason=original.cancellation_reason,
         )
         if original
         else None,
     )
+
+
+def _team_name(session: Session, team_id: int | None) -> str | None:
+    team = session.get(Team, team_id) if team_id is not None else None
+    return team.name if team else None
 
 
 def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostCommitPayload:
@@ -162,4 +171,5 @@ def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostC
         ],
         original=original,
         event_id=event_id,
+        team_name=_team_name(session, booking.team_id),
     )

@@ -15,6 +15,7 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str
     email: str = Field(unique=True, index=True)
+    username: str | None = Field(default=None, unique=True, index=True)  # booking page URL
     locale: str = "en"
     time_zone: str = "UTC"
     time_format: int = 24

@@ -4,9 +4,21 @@ import json
 from typing import Any
 
 from booking.enums import WebhookTrigger
-from booking.payload import PersonSnapshot, PostCommitPayload
+from booking.payload import HostSnapshot, PersonSnapshot, PostCommitPayload
 from booking.timeutil import iso_utc
 from tasks.templates import render_template
+
+# Booking-form fields Cal.com's booking form always has, with the labels it sends; every
+# other response is the host's own question and also goes to `userFieldsResponses`.
+SYSTEM_FIELDS = {
+    "name": "your_name",
+    "email": "email_address",
+    "location": "location",
+    "notes": "additional_notes",
+    "guests": "additional_guests",
+    "rescheduleReason": "reschedule_reason",
+    "attendeePhoneNumber": "phone_number",
+}
 
 
 def _person(person: PersonSnapshot) -> dict[str, Any]:
@@ -18,35 +30,85 @@ def _person(person: PersonSnapshot) -> dict[str, Any]:
     }
 
 
+def _host(host: HostSnapshot) -> dict[str, Any]:
+    return {
+        **_person(host),
+        "id": host.id,
+        "username": host.username,
+        "timeFormat": "h:mma" if host.time_format == 12 else "HH:mm",
+    }
+
+
+def _responses(payload: PostCommitPayload) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cal.com's labelled `responses` (system fields first) and `userFieldsResponses`."""
+    booker, *guests = payload.attendees
+    given = dict(payload.responses)
+    system = {
+        "name": booker.name,
+        "email": booker.email,
+        "location": {"optionValue": "", "value": payload.location} if payload.location else None,
+        "notes": given.pop("notes", None),
+        "guests": [guest.email for guest in guests] or None,
+        "rescheduleReason": payload.reschedule.reason if payload.reschedule else None,
+        "attendeePhoneNumber": booker.phone_number,
+    }
+    for field in SYSTEM_FIELDS:
+        given.pop(field, None)
+    labelled = {
+        field: {"label": SYSTEM_FIELDS[field]} | ({"value": value} if value is not None else {})
+        for field, value in system.items()
+    }
+    custom = {field: {"label": field, "value": value} for field, value in given.items()}
+    return labelled | custom, custom
+
+
 def booking_data(payload: PostCommitPayload, trigger: WebhookTrigger) -> dict[str, Any]:
-    """The booking as integrators read it (camelCase, ISO-8601 UTC times)."""
+    """The booking as Cal.com's webhooks send it (docs/webhooks.md compares field by field):
+    camelCase, ISO-8601 UTC times, labelled responses."""
+    responses, custom = _responses(payload)
+    notes = responses["notes"].get("value")
+    reschedule = payload.reschedule
     return {
         "type": payload.event_type.slug,
         "title": payload.title,
         "description": payload.description,
-        "eventTitle": payload.event_type.title,
-        "eventTypeId": payload.event_type.id,
-        "length": payload.event_type.length_minutes,
-        "price": payload.event_type.price,
-        "currency": payload.event_type.currency,
+        "additionalNotes": notes if isinstance(notes, str) else "",
+        "customInputs": {},
         "startTime": iso_utc(payload.start),
         "endTime": iso_utc(payload.end),
-        "organizer": {**_person(payload.organizer), "id": payload.organizer.id},
-        "team": {"id": payload.team_id, "members": [_person(h) for h in payload.hosts[1:]]}
-        if payload.team_id
-        else None,
+        "organizer": _host(payload.organizer),
+        "responses": responses,
+        "userFieldsResponses": custom,
         "attendees": [{**_person(a), "phoneNumber": a.phone_number} for a in payload.attendees],
         "location": payload.location,
-        "uid": payload.booking_uid,
-        "bookingId": payload.booking_id,
-        "rescheduleUid": payload.reschedule.original_uid if payload.reschedule else None,
-        "rescheduleStartTime": iso_utc(payload.reschedule.original_start)
-        if payload.reschedule
-        else None,
-        "status": payload.status.value,
+        "destinationCalendar": None,
+        "hideCalendarNotes": False,
         "requiresConfirmation": not payload.confirmed_by_default,
+        "eventTypeId": payload.event_type.id,
+        "seatsShowAttendees": True,
+        "seatsPerTimeSlot": None,
+        "uid": payload.booking_uid,
+        "eventTitle": payload.event_type.title,
+        "eventDescription": None,
+        "price": payload.event_type.price,
+        "currency": payload.event_type.currency,
+        "length": payload.event_type.length_minutes,
+        "bookingId": payload.booking_id,
         "metadata": payload.metadata,
-        "responses": payload.responses,
+        "status": payload.status.value,
+        "team": {
+            "id": payload.team_id,
+            "name": payload.team_name,
+            "members": [_person(h) for h in payload.hosts[1:]],
+        }
+        if payload.team_id
+        else None,
+        "rescheduleId": reschedule.original_booking_id if reschedule else None,
+        "rescheduleUid": reschedule.original_uid if reschedule else None,
+        "rescheduleStartTime": iso_utc(reschedule.original_start) if reschedule else None,
+        "rescheduleEndTime": iso_utc(reschedule.original_end) if reschedule else None,
+        "cancellationReason": None,
+        "rejectionReason": None,
         "triggerEvent": trigger.value,
     }
 

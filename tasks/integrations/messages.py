@@ -3,7 +3,7 @@
 from typing import Any
 
 from booking.enums import BookingStatus
-from booking.i18n import translate
+from booking.i18n import local_time, translate
 from booking.payload import PostCommitPayload
 from booking.timeutil import iso_utc
 
@@ -16,13 +16,14 @@ def push_title_key(payload: PostCommitPayload) -> str:
 
 
 def push_message(payload: PostCommitPayload, device_token: str) -> dict[str, Any]:
-    """An FCM HTTP v1 `messages:send` body for one device of the organizer."""
+    """An FCM HTTP v1 `messages:send` body for one device of the organizer, in the
+    organizer's language, with the time in the organizer's zone."""
     return {
         "message": {
             "token": device_token,
             "notification": {
                 "title": translate(payload.organizer.locale, push_title_key(payload)),
-                "body": payload.title,
+                "body": push_body(payload),
             },
             "data": {
                 "bookingId": str(payload.booking_id),
@@ -31,6 +32,15 @@ def push_message(payload: PostCommitPayload, device_token: str) -> dict[str, Any
             },
         }
     }
+
+
+def push_body(payload: PostCommitPayload) -> str:
+    host = payload.organizer
+    return translate(host.locale, "push_body").format(
+        booker=payload.attendees[0].name,
+        event=payload.event_type.title,
+        when=local_time(payload.start, host.time_zone, host.locale),
+    )
 
 
 def chat_booking(payload: PostCommitPayload, account_ids: list[str]) -> dict[str, Any]:

@@ -2,11 +2,9 @@
 meeting attendance source of no-show checks. Each raises on failure; the caller records it."""
 
 import smtplib
-from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from booking.i18n import translate
 from booking.phone import is_e164
@@ -18,13 +16,6 @@ from tasks.templates import render_template
 
 class InvalidRecipient(PermanentError):
     """A reminder's recipient cannot receive it (e.g. a phone number not in E.164 form)."""
-
-
-def local_time(when: datetime, time_zone: str, locale: str) -> str:
-    """`when` in the recipient's zone and language, e.g. "14. März 2031 um 16:00:00 MEZ"."""
-    from babel.dates import format_datetime  # heavy; only sweeps that send reminders need it
-
-    return format_datetime(when, format="long", tzinfo=ZoneInfo(time_zone), locale=locale)
 
 
 def reminder_text(

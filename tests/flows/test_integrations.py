@@ -78,6 +78,10 @@ def test_rescheduled_booking_pushes_booking_rescheduled_in_the_host_language(
     message = json.loads(push.get_data())["message"]
     assert message["notification"]["title"] == translate("de", "booking_rescheduled")
     assert message["notification"]["title"] == "Buchung verschoben"
+    # The body too is German, with the time in the host's zone (UTC here): 15:00 on 14 March.
+    assert message["notification"]["body"].startswith("Ada Booker hat ")
+    assert "14. März 2031" in message["notification"]["body"]
+    assert message["notification"]["body"].endswith(" gebucht")
     assert message["data"] == {
         "bookingId": str(moved.booking_id),
         "bookingUid": moved.uid,

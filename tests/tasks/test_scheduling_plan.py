@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from booking.enums import ReminderMethod, WorkflowAction, WorkflowTrigger
+from booking.i18n import local_time
 from tasks.scheduling.plan import StepRule, mandatory_reminders, plan_workflow_reminders
-from tasks.scheduling.sending import local_time
 from tests.factories import snapshot as payload
 
 
