@@ -28,6 +28,7 @@ from booking.models import (
 )
 from booking.service import create_booking
 from booking.settings import DATA_DIR, Settings
+from deployments import admin
 from deployments.demo_subscriber import DemoSubscriber
 from deployments.dispatch import PostCommitDispatcher
 from deployments.local import LocalPrefect, LocalStackError
@@ -36,6 +37,13 @@ from deployments.relay import relay_pending
 logger = logging.getLogger("booking.demo")
 PROJECT_LOGGERS = ("booking", "deployments")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+DEMO_TRIGGERS = [
+    "BOOKING_CREATED",
+    "BOOKING_RESCHEDULED",
+    "BOOKING_REQUESTED",
+    "MEETING_STARTED",
+    "MEETING_ENDED",
+]
 
 
 def main() -> int:
@@ -70,7 +78,7 @@ def main() -> int:
         stack.deploy_all()
         stack.start_worker()
         logger.info("worker started; log at %s", stack.log_path("worker"))
-        subscriber = DemoSubscriber(secret="demo-secret")
+        subscriber = DemoSubscriber(secret="")  # the subscription's, once seeded
         subscriber_url = subscriber.start()
         logger.info("demo subscriber listening on %s", subscriber_url)
         run_bookings(stack, database_url, args.mode, subscriber)
@@ -154,22 +162,20 @@ def wait_for_runs(stack: LocalPrefect, session: Session, event_ids: list[str | N
 
 
 def seed(session: Session, subscriber: DemoSubscriber) -> tuple[EventType, EventType]:
+    """The host, event types, reminder workflow and subscription of the demo, made once
+    with the functions behind the `booking` command."""
     host = session.exec(select(User).where(User.email == "host@demo.example")).first()
     if host is None:
-        host = User(name="Dana Host", email="host@demo.example", locale="en", time_zone="UTC")
-        session.add(host)
-        session.commit()
+        host = admin.add_user(session, name="Dana Host", email="host@demo.example", username="dana")
         for slug, needs_ok in (("intro", False), ("consult", True)):
-            session.add(
-                EventType(
-                    slug=slug,
-                    title=slug.title(),
-                    owner_id=host.id,
-                    requires_confirmation=needs_ok,
-                    location="https://meet.demo.example/dana",
-                )
+            admin.add_event_type(
+                session,
+                owner_id=host.id,  # type: ignore[arg-type]
+                slug=slug,
+                title=slug.title(),
+                requires_confirmation=needs_ok,
+                location="https://meet.demo.example/dana",
             )
-        session.commit()
         session.add(
             Workflow(
                 name="Day-before reminder",
@@ -183,21 +189,23 @@ def seed(session: Session, subscriber: DemoSubscriber) -> tuple[EventType, Event
         session.commit()
         workflow = session.exec(select(Workflow).where(Workflow.user_id == host.id)).one()
         session.add(WorkflowStep(workflow_id=workflow.id, action="EMAIL_HOST"))
+        session.commit()
     # The subscriber listens on a new port each start: point the subscription at it.
     subscription = session.exec(
         select(WebhookSubscription).where(WebhookSubscription.user_id == host.id)
-    ).first() or WebhookSubscription(user_id=host.id, subscriber_url="", secret=subscriber.secret)
+    ).first()
+    if subscription is None:
+        subscription, _secret = admin.add_subscription(
+            session,
+            url=subscriber.url,
+            triggers=DEMO_TRIGGERS,
+            user_id=host.id,
+        )
     subscription.subscriber_url = subscriber.url
     subscription.active = True
-    subscription.triggers = [
-        "BOOKING_CREATED",
-        "BOOKING_RESCHEDULED",
-        "BOOKING_REQUESTED",
-        "MEETING_STARTED",
-        "MEETING_ENDED",
-    ]
     session.add(subscription)
     session.commit()
+    subscriber.secret = subscription.secret or ""
     types = {
         e.slug: e for e in session.exec(select(EventType).where(EventType.owner_id == host.id))
     }

@@ -2,6 +2,7 @@ import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -50,15 +51,26 @@ def test_the_web_app_snippet_books_and_hands_off(configure, prefect_server, engi
     assert result.status == "ACCEPTED" and result.dispatch == "handed-off"
 
 
-def test_the_schema_upgrade_one_liner_runs(configure, tmp_path) -> None:
-    (command,) = re.findall(r'^`?python -c "(.*?)"`?', README, flags=re.MULTILINE)
+def test_the_booking_command_upgrades_a_fresh_database(configure, tmp_path) -> None:
+    """`booking db upgrade`, as the README's first screen has it, from the installed script."""
+    assert "booking db upgrade" in "\n".join(README.splitlines()[:25])
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
 
-    subprocess.run(
-        [sys.executable, "-c", command],
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "booking"), "db", "upgrade"],
         env={"BOOKING_DATABASE_URL": url, "PATH": ""},
-        cwd=PROJECT_ROOT,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         check=True,
     )
 
+    assert result.stdout == "bookings database is at the newest schema\n"
     assert (tmp_path / "fresh.db").stat().st_size > 0
+
+
+def test_the_first_screen_shows_adding_a_subscription_and_replaying() -> None:
+    first_screen = "\n".join(README.splitlines()[:25])
+
+    assert "booking subscriptions add" in first_screen
+    assert "booking replay --booking" in first_screen

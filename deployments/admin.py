@@ -1,0 +1,306 @@
+"""What the operators' command line does, as functions on a session (the `booking` command
+in deployments/cli.py prints their results; the main job seeds its demo with them).
+
+Bad input raises `AdminError` with one clear message and writes nothing. Secrets are
+returned to the caller, never logged.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from booking import outbox
+from booking.enums import WebhookTrigger
+from booking.models import (
+    EventType,
+    OutboxEvent,
+    PushDevice,
+    Team,
+    User,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from booking.templates import InvalidTemplate, check_template
+from booking.timeutil import check_time_zone
+from tasks.delivery.signing import InvalidSecret, new_secret, signing_key
+
+
+class AdminError(ValueError):
+    """An operator's request that cannot be done as asked; the message says why."""
+
+
+def _commit(session: Session, what: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise AdminError(f"{what} already exists") from None
+
+
+# -- what a booking product owns; here only as far as a first-time user needs it -------------
+
+
+def add_user(
+    session: Session,
+    *,
+    name: str,
+    email: str,
+    username: str | None = None,
+    time_zone: str = "UTC",
+    locale: str = "en",
+    time_format: int = 24,
+) -> User:
+    try:
+        email = TypeAdapter(EmailStr).validate_python(email)
+        check_time_zone(time_zone)
+    except (ValidationError, ValueError):
+        raise AdminError(
+            "a valid email and an IANA time zone (e.g. Europe/Berlin) are needed"
+        ) from None
+    if time_format not in (12, 24):
+        raise AdminError("time format is 12 or 24")
+    user = User(
+        name=name,
+        email=email,
+        username=username,
+        time_zone=time_zone,
+        locale=locale,
+        time_format=time_format,
+    )
+    session.add(user)
+    _commit(session, "a user with this email or username")
+    return user
+
+
+def add_event_type(
+    session: Session,
+    *,
+    owner_id: int,
+    slug: str,
+    title: str,
+    length_minutes: int = 30,
+    requires_confirmation: bool = False,
+    location: str | None = None,
+) -> EventType:
+    if session.get(User, owner_id) is None:
+        raise AdminError(f"no user with id {owner_id}")
+    if not 1 <= length_minutes <= 24 * 60:
+        raise AdminError("length is 1 to 1440 minutes")
+    event_type = EventType(
+        owner_id=owner_id,
+        slug=slug,
+        title=title,
+        length_minutes=length_minutes,
+        requires_confirmation=requires_confirmation,
+        location=location,
+    )
+    session.add(event_type)
+    _commit(session, "this event type")
+    return event_type
+
+
+def add_device(session: Session, *, user_id: int, token: str, platform: str = "android"):
+    if session.get(User, user_id) is None:
+        raise AdminError(f"no user with id {user_id}")
+    device = PushDevice(user_id=user_id, token=token, platform=platform)
+    session.add(device)
+    _commit(session, "a device with this token")
+    return device
+
+
+# -- webhook subscriptions ------------------------------------------------------------------
+
+
+def parse_triggers(names: Sequence[str]) -> list[WebhookTrigger]:
+    known = {trigger.value for trigger in WebhookTrigger}
+    unknown = [name for name in names if name.upper() not in known]
+    if unknown or not names:
+        raise AdminError(f"triggers are one or more of: {', '.join(sorted(known))}")
+    return [WebhookTrigger(name.upper()) for name in dict.fromkeys(names)]
+
+
+def add_subscription(
+    session: Session,
+    *,
+    url: str,
+    triggers: Sequence[str],
+    user_id: int | None = None,
+    event_type_id: int | None = None,
+    team_id: int | None = None,
+    template: str | None = None,
+    secret: str | None = None,
+) -> tuple[WebhookSubscription, str]:
+    """A new active subscription at exactly one scope; returns it with its secret (a new
+    `whsec_` one unless given), which is shown once."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AdminError("the URL must be an absolute http(s) URL")
+    scopes = {"user": user_id, "event type": event_type_id, "team": team_id}
+    chosen = {name: value for name, value in scopes.items() if value is not None}
+    if len(chosen) != 1:
+        raise AdminError("give exactly one scope: a user, an event type or a team")
+    ((scope, scope_id),) = chosen.items()
+    model = {"user": User, "event type": EventType, "team": Team}[scope]
+    if session.get(model, scope_id) is None:
+        raise AdminError(f"no {scope} with id {scope_id}")
+    secret = secret or new_secret()
+    try:
+        signing_key(secret)
+        if template is not None:
+            check_template(template, what="payload template")
+    except (InvalidSecret, InvalidTemplate) as exc:
+        raise AdminError(str(exc)) from None
+    subscription = WebhookSubscription(
+        subscriber_url=url,
+        triggers=parse_triggers(triggers),
+        user_id=user_id,
+        event_type_id=event_type_id,
+        team_id=team_id,
+        payload_template=template,
+        secret=secret,
+    )
+    session.add(subscription)
+    _commit(session, "this subscription")
+    return subscription, secret
+
+
+def subscriptions(session: Session) -> list[WebhookSubscription]:
+    return list(session.exec(select(WebhookSubscription).order_by(col(WebhookSubscription.id))))
+
+
+def _subscription(session: Session, subscription_id: int) -> WebhookSubscription:
+    subscription = session.get(WebhookSubscription, subscription_id)
+    if subscription is None:
+        raise AdminError(f"no subscription with id {subscription_id}")
+    return subscription
+
+
+def set_active(session: Session, subscription_id: int, active: bool) -> WebhookSubscription:
+    subscription = _subscription(session, subscription_id)
+    subscription.active = active
+    subscription.deactivated_reason = None if active else "disabled by an operator"
+    session.add(subscription)
+    session.commit()
+    return subscription
+
+
+def rotate_secret(session: Session, subscription_id: int) -> str:
+    """A new `whsec_` secret for the subscription, in force from its next delivery."""
+    subscription = _subscription(session, subscription_id)
+    subscription.secret = new_secret()
+    session.add(subscription)
+    session.commit()
+    return subscription.secret
+
+
+# -- the delivery log -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageLog:
+    """One webhook message (one `webhook-id`) and its attempts."""
+
+    webhook_id: str
+    subscription_id: int
+    booking_uid: str
+    trigger: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    first_at: datetime
+    last_at: datetime
+
+    @property
+    def delivered(self) -> bool:
+        return self.last_status is not None and 200 <= self.last_status < 300
+
+
+def deliveries(
+    session: Session,
+    *,
+    booking_uid: str | None = None,
+    subscription_id: int | None = None,
+    failed: bool = False,
+    since: datetime | None = None,
+    limit: int = 200,
+) -> list[MessageLog]:
+    """One entry per message, newest first; `failed`: those whose last attempt failed."""
+    query = select(WebhookDelivery).order_by(col(WebhookDelivery.id))
+    if booking_uid:
+        query = query.where(WebhookDelivery.booking_uid == booking_uid)
+    if subscription_id is not None:
+        query = query.where(WebhookDelivery.subscription_id == subscription_id)
+    if since is not None:
+        query = query.where(col(WebhookDelivery.created_at) >= since)
+    by_message: dict[str, list[WebhookDelivery]] = {}
+    for attempt in session.exec(query):
+        by_message.setdefault(attempt.message_id, []).append(attempt)
+    logs = []
+    for webhook_id, attempts in by_message.items():
+        first, last = attempts[0], attempts[-1]
+        logs.append(
+            MessageLog(
+                webhook_id=webhook_id,
+                subscription_id=last.subscription_id,
+                booking_uid=last.booking_uid,
+                trigger=last.trigger_event.value,
+                attempts=len(attempts),
+                last_status=last.status_code,
+                last_error=last.error,
+                first_at=first.created_at,
+                last_at=last.created_at,
+            )
+        )
+    if failed:
+        logs = [log for log in logs if not log.delivered]
+    return sorted(logs, key=lambda log: log.last_at, reverse=True)[:limit]
+
+
+# -- the outbox -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    pending: int  # committed, runs not yet created
+    running: int  # runs created, not yet seen final
+    not_completed: int  # runs final, but not all Completed
+    oldest_pending: datetime | None
+
+
+def outbox_status(session: Session) -> OutboxStatus:
+    def count(*conditions) -> int:
+        return session.exec(select(func.count()).select_from(OutboxEvent).where(*conditions)).one()
+
+    return OutboxStatus(
+        pending=count(col(OutboxEvent.dispatched_at).is_(None)),
+        running=count(
+            col(OutboxEvent.dispatched_at).is_not(None), col(OutboxEvent.finished_at).is_(None)
+        ),
+        not_completed=count(
+            col(OutboxEvent.finished_at).is_not(None),
+            col(OutboxEvent.outcome).not_in([outbox.COMPLETED, outbox.NOT_TRACKED]),
+        ),
+        oldest_pending=session.exec(
+            select(func.min(OutboxEvent.created_at)).where(col(OutboxEvent.dispatched_at).is_(None))
+        ).one(),
+    )
+
+
+def outbox_events(session: Session, *, pending_only: bool, limit: int = 100) -> list[OutboxEvent]:
+    """Undispatched events (`pending_only`), or every event whose work is not known done."""
+    if not pending_only:
+        return outbox.unfinished(session, limit=limit)
+    return list(
+        session.exec(
+            select(OutboxEvent)
+            .where(col(OutboxEvent.dispatched_at).is_(None))
+            .order_by(col(OutboxEvent.created_at))
+            .limit(limit)
+        )
+    )

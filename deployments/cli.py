@@ -1,0 +1,326 @@
+"""`booking`: the operators' command line. Every command reads the same `BOOKING_*` settings
+as the rest of the pipeline (the database, and PREFECT_API_URL for replays).
+
+Exit codes: 0 done, 1 the command failed (e.g. the Prefect API is unreachable), 2 bad input
+(an unknown id, an invalid option). Secrets are printed only when created or rotated.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from booking.db import engine_for, upgrade_schema
+from booking.settings import get_settings
+
+app = typer.Typer(
+    help=__doc__.split("\n\n")[0].removeprefix("`booking`: "),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The bookings database.", no_args_is_help=True)
+subs_app = typer.Typer(help="Webhook subscriptions.", no_args_is_help=True)
+deliveries_app = typer.Typer(help="The webhook delivery log.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Post-commit work of committed bookings.", no_args_is_help=True)
+SETUP_NOTE = "A booking product owns this; the command exists for the demo and a first try-out."
+users_app = typer.Typer(help=f"Hosts. {SETUP_NOTE}", no_args_is_help=True)
+types_app = typer.Typer(help=f"Event types. {SETUP_NOTE}", no_args_is_help=True)
+devices_app = typer.Typer(help=f"Hosts' push devices. {SETUP_NOTE}", no_args_is_help=True)
+for name, sub in (
+    ("db", db_app),
+    ("subscriptions", subs_app),
+    ("deliveries", deliveries_app),
+    ("outbox", outbox_app),
+    ("users", users_app),
+    ("event-types", types_app),
+    ("devices", devices_app),
+):
+    app.add_typer(sub, name=name)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    from deployments.admin import AdminError
+
+    with Session(engine_for(get_settings().database_url), expire_on_commit=False) as db:
+        try:
+            yield db
+        except AdminError as exc:
+            fail(str(exc))
+
+
+# -- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the bookings database to the newest schema (safe to run on every deploy)."""
+    upgrade_schema(engine_for(get_settings().database_url))
+    typer.echo("bookings database is at the newest schema")
+
+
+# -- setup ------------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    email: Annotated[str, typer.Option(help="Email address (unique).")],
+    username: Annotated[str | None, typer.Option(help="Booking page name (unique).")] = None,
+    time_zone: Annotated[str, typer.Option(help="IANA zone, e.g. Europe/Berlin.")] = "UTC",
+    locale: Annotated[str, typer.Option(help="Language of messages, e.g. de.")] = "en",
+) -> None:
+    """Add a host. Prints its id."""
+    from deployments.admin import add_user
+
+    with session() as db:
+        user = add_user(db, name=name, email=email, username=username, time_zone=time_zone,
+                        locale=locale)  # fmt: skip
+        typer.echo(f"user {user.id}")
+
+
+@types_app.command("add")
+def event_types_add(
+    owner: Annotated[int, typer.Option(help="Id of the host who owns it.")],
+    slug: Annotated[str, typer.Option(help="URL name, e.g. intro.")],
+    title: Annotated[str, typer.Option(help="What the booker sees.")],
+    length: Annotated[int, typer.Option(help="Minutes.")] = 30,
+    requires_confirmation: Annotated[bool, typer.Option(help="Host confirms each.")] = False,
+    location: Annotated[str | None, typer.Option(help="Default location.")] = None,
+) -> None:
+    """Add an event type. Prints its id."""
+    from deployments.admin import add_event_type
+
+    with session() as db:
+        event_type = add_event_type(
+            db,
+            owner_id=owner,
+            slug=slug,
+            title=title,
+            length_minutes=length,
+            requires_confirmation=requires_confirmation,
+            location=location,
+        )
+        typer.echo(f"event type {event_type.id}")
+
+
+@devices_app.command("add")
+def devices_add(
+    user: Annotated[int, typer.Option(help="Id of the host.")],
+    token: Annotated[str, typer.Option(help="The device's push token.")],
+) -> None:
+    """Register a host's device for push notifications."""
+    from deployments.admin import add_device
+
+    with session() as db:
+        typer.echo(f"device {add_device(db, user_id=user, token=token).id}")
+
+
+# -- subscriptions ----------------------------------------------------------------------------
+
+
+@subs_app.command("add")
+def subscriptions_add(
+    url: Annotated[str, typer.Option(help="Subscriber URL (http or https).")],
+    triggers: Annotated[
+        list[str], typer.Option("--trigger", help="A trigger, e.g. BOOKING_CREATED; repeat.")
+    ],
+    user: Annotated[int | None, typer.Option(help="Scope: a host's bookings.")] = None,
+    event_type: Annotated[int | None, typer.Option(help="Scope: one event type.")] = None,
+    team: Annotated[int | None, typer.Option(help="Scope: a team's bookings.")] = None,
+    template: Annotated[
+        Path | None, typer.Option(help="Mustache payload template file.", exists=True)
+    ] = None,
+) -> None:
+    """Subscribe a URL to triggers at one scope. Prints its id and its new whsec_ secret,
+    once: keep the secret, subscribers verify signatures with it."""
+    from deployments.admin import add_subscription
+
+    with session() as db:
+        subscription, secret = add_subscription(
+            db,
+            url=url,
+            triggers=triggers,
+            user_id=user,
+            event_type_id=event_type,
+            team_id=team,
+            template=template.read_text() if template else None,
+        )
+        typer.echo(f"subscription {subscription.id}")
+        typer.echo(f"secret {secret}")
+
+
+@subs_app.command("list")
+def subscriptions_list() -> None:
+    """Every subscription: id, state, scope, triggers and host (never its secret)."""
+    from deployments.admin import subscriptions
+    from tasks.delivery.message import url_host
+
+    with session() as db:
+        for sub in subscriptions(db):
+            scope = (
+                f"event-type {sub.event_type_id}"
+                if sub.event_type_id
+                else f"user {sub.user_id}"
+                if sub.user_id
+                else f"team {sub.team_id}"
+            )
+            state = "active" if sub.active else f"inactive ({sub.deactivated_reason})"
+            triggers = ",".join(sub.triggers)
+            typer.echo(f"{sub.id}\t{state}\t{scope}\t{url_host(sub.subscriber_url)}\t{triggers}")
+
+
+@subs_app.command("disable")
+def subscriptions_disable(subscription: Annotated[int, typer.Argument(help="Its id.")]) -> None:
+    """Stop deliveries to a subscription (messages are not queued while disabled)."""
+    from deployments.admin import set_active
+
+    with session() as db:
+        set_active(db, subscription, active=False)
+        typer.echo(f"subscription {subscription} disabled")
+
+
+@subs_app.command("enable")
+def subscriptions_enable(subscription: Annotated[int, typer.Argument(help="Its id.")]) -> None:
+    """Deliver to a subscription again (also one deactivated after 410 or days of failures)."""
+    from deployments.admin import set_active
+
+    with session() as db:
+        set_active(db, subscription, active=True)
+        typer.echo(f"subscription {subscription} enabled")
+
+
+@subs_app.command("rotate-secret")
+def subscriptions_rotate_secret(
+    subscription: Annotated[int, typer.Argument(help="Its id.")],
+) -> None:
+    """Give a subscription a new whsec_ secret, used from its next delivery. Prints it once."""
+    from deployments.admin import rotate_secret
+
+    with session() as db:
+        typer.echo(f"secret {rotate_secret(db, subscription)}")
+
+
+# -- deliveries -------------------------------------------------------------------------------
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    booking: Annotated[str | None, typer.Option(help="A booking's uid.")] = None,
+    subscription: Annotated[int | None, typer.Option(help="A subscription's id.")] = None,
+    failed: Annotated[bool, typer.Option(help="Only messages not delivered.")] = False,
+    since: Annotated[
+        datetime | None, typer.Option(help="Attempts from this time (ISO 8601, UTC).")
+    ] = None,
+) -> None:
+    """One line per message: webhook-id, trigger, booking, subscription, attempts, last
+    status (or error) and time of the last attempt. Newest first."""
+    from deployments.admin import deliveries
+
+    if since is not None and since.tzinfo is None:
+        from datetime import UTC
+
+        since = since.replace(tzinfo=UTC)
+    with session() as db:
+        for log in deliveries(
+            db, booking_uid=booking, subscription_id=subscription, failed=failed, since=since
+        ):
+            last = str(log.last_status) if log.last_status else (log.last_error or "-")[:60]
+            typer.echo(
+                f"{log.webhook_id}\t{log.trigger}\t{log.booking_uid}\tsubscription "
+                f"{log.subscription_id}\t{log.attempts} attempt(s)\t{last}\t"
+                f"{log.last_at:%Y-%m-%d %H:%M:%S}"
+            )
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+@app.command()
+def replay(
+    booking: Annotated[str | None, typer.Option(help="A booking's uid.")] = None,
+    concern: Annotated[
+        str, typer.Option(help="all, webhooks, integrations or scheduling.")
+    ] = "all",
+    message: Annotated[str | None, typer.Option(help="A webhook-id (msg_...).")] = None,
+) -> None:
+    """Replay a booking's post-commit work as a new deployment run (prints its UI link; what
+    was done is not done twice), or send one webhook message again with its webhook-id."""
+    if (booking is None) == (message is None):
+        fail("give --booking UID or --message WEBHOOK_ID")
+    from deployments.replay import ReplayError, find_message, replay_booking, replay_message
+
+    with session() as db:
+        try:
+            if booking is not None:
+                run = replay_booking(db, booking, concern)
+                typer.echo(f"flow run {run.name}: {run.url}")
+                return
+            find_message(db, message)  # an unknown id is bad input, not a failed run
+            found = replay_message(message, return_state=True)
+        except ReplayError as exc:
+            fail(str(exc))
+        except Exception as exc:  # the Prefect API unreachable, a deployment missing
+            fail(f"{type(exc).__name__}: {exc}"[:300], code=1)
+    if found.is_failed():
+        cause = found.result(raise_on_failure=False)
+        fail(str(cause) if isinstance(cause, ReplayError) else f"not sent: {found.message}", 1)
+    report = found.result()
+    typer.echo(f"message {message}: {report.outcome}" + (
+        f", HTTP {report.status_code}" if report.status_code else ""))  # fmt: skip
+
+
+# -- outbox -----------------------------------------------------------------------------------
+
+
+@outbox_app.command("status")
+def outbox_status() -> None:
+    """Counts of pending (runs not yet created), running and not completed events, and the
+    oldest pending one."""
+    from deployments.admin import outbox_status as status
+
+    with session() as db:
+        counts = status(db)
+    typer.echo(f"pending\t{counts.pending}")
+    typer.echo(f"running\t{counts.running}")
+    typer.echo(f"not completed\t{counts.not_completed}")
+    oldest = f"{counts.oldest_pending:%Y-%m-%d %H:%M:%S}" if counts.oldest_pending else "-"
+    typer.echo(f"oldest pending\t{oldest}")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    pending: Annotated[
+        bool, typer.Option("--pending/--unfinished", help="Only undispatched events.")
+    ] = False,
+) -> None:
+    """Events whose post-commit work is not known done (or only the pending ones): event id,
+    booking uid, created, dispatch attempts, outcome or last error."""
+    from deployments.admin import outbox_events
+
+    with session() as db:
+        for event in outbox_events(db, pending_only=pending):
+            state = event.outcome or ("running" if event.dispatched_at else "pending")
+            error = f"\t{event.last_error[:80]}" if event.last_error else ""
+            typer.echo(
+                f"{event.id}\t{event.booking_uid}\t{event.created_at:%Y-%m-%d %H:%M:%S}\t"
+                f"{event.dispatch_attempts} dispatch(es)\t{state}{error}"
+            )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
