@@ -81,11 +81,13 @@ def post(
             "POST", url, content=body, headers=headers, extensions={"trace": deadline.trace}
         ) as response:
             excerpt = _read_excerpt(response, excerpt_bytes, started + total_timeout)
-    except httpx.HTTPError:
+    except httpx.HTTPError as caught:
         elapsed = int((time.perf_counter() - started) * 1000)
+        failure = caught
         if deadline.expired:
-            exc = httpx.TimeoutException(f"no complete answer within {total_timeout:g} s")
-        return Attempt(None, elapsed, f"{type(exc).__name__}: {exc}"[:300], None, None), exc
+            failure = httpx.TimeoutException(f"no complete answer within {total_timeout:g} s")
+        text = f"{type(failure).__name__}: {failure}"[:300]
+        return Attempt(None, elapsed, text, None, None), failure
     finally:
         deadline.cancel()
     elapsed = int((time.perf_counter() - started) * 1000)

@@ -447,3 +447,48 @@ def test_a_template_that_could_never_render_is_refused_when_saved(db: Session) -
     db.rollback()
 
     assert db.get(WebhookSubscription, sub.id).payload_template is None
+
+
+def test_misbehaving_subscribers_do_not_hold_up_a_healthy_one(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    from deployments.local import free_port
+    from tests.subscribers import DRIPPING_HEADERS, raw_subscriber
+
+    event_type = make_event_type(db)
+    fifty_mb = b"HTTP/1.1 200 OK\r\nContent-Length: 52428800\r\n\r\n" + b"x" * 52_428_800
+    httpserver.expect_request("/healthy").respond_with_data("ok")
+    httpserver.expect_request("/error").respond_with_data("", status=503)
+    httpserver.expect_request("/redirect").respond_with_data(
+        "", status=302, headers={"Location": "https://elsewhere.example/"}
+    )
+    with (
+        raw_subscriber(DRIPPING_HEADERS, byte_every=0.05) as dripping,
+        raw_subscriber(fifty_mb) as huge,
+    ):
+        urls = {
+            "healthy": httpserver.url_for("/healthy"),
+            "error": httpserver.url_for("/error"),
+            "redirect": httpserver.url_for("/redirect"),
+            "down": f"http://127.0.0.1:{free_port()}/hook",
+            "dripping": dripping,
+            "huge": huge,
+        }
+        subs = {
+            name: make_subscription(db, url, CREATED, event_type_id=event_type.id)
+            for name, url in urls.items()
+        }
+        state = run_flow(book(db, event_type))
+
+    assert state.is_failed()  # the redirect is a permanent failure of its own step
+    (healthy,) = attempts(db, subs["healthy"].id)
+    assert (healthy.attempt, healthy.status_code) == (1, 200)
+    assert len(received(httpserver, "/healthy")) == 1
+    (huge_attempt,) = attempts(db, subs["huge"].id)
+    assert huge_attempt.status_code == 200 and len(huge_attempt.response_excerpt) <= 1024
+    assert "redirects are not followed" in attempts(db, subs["redirect"].id)[0].error
+    for name in ("error", "down", "dripping"):  # retried, then handed to redelivery
+        assert len(attempts(db, subs[name].id)) == 4
+    assert "within 1 s" in attempts(db, subs["dripping"].id)[0].error
+    pending = db.exec(select(WebhookRedelivery.subscription_id)).all()
+    assert sorted(pending) == sorted(subs[name].id for name in ("error", "down", "dripping"))

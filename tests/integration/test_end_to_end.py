@@ -6,6 +6,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
@@ -121,4 +122,80 @@ def test_a_booking_reaches_its_subscriber_through_deployments_and_a_worker(
         == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     )
     Webhook(SECRET.encode()).verify(body, dict(request.headers))
+    engine.dispose()
+
+
+def every_page(read, page: int = 200) -> list:
+    found, offset = [], 0
+    while batch := read(limit=page, offset=offset):
+        found += batch
+        offset += page
+    return found
+
+
+def test_no_secret_or_personal_data_reaches_prefect_or_the_logs(
+    stack: tuple[LocalPrefect, str], httpserver: HTTPServer
+) -> None:
+    """Runs after the module's other bookings: everything Prefect keeps, and the worker's
+    and server's own logs, are searched for the secrets and the attendees' data."""
+    from prefect.events.filters import EventFilter, EventOccurredFilter
+
+    prefect, database_url = stack
+    engine = make_engine(database_url)
+    httpserver.expect_request("/pii", method="POST").respond_with_data("ok")
+    private = {
+        SECRET,
+        "pii-booker@private.example",
+        "pii-guest@private.example",
+        "+4915112345678",
+        "Secret Notes 4711",
+        "Priv Ate-Booker",
+    }
+    with Session(engine, expire_on_commit=False) as session:
+        event_type = make_event_type(session)
+        make_subscription(
+            session, httpserver.url_for("/pii"), ["BOOKING_CREATED"],
+            event_type_id=event_type.id, secret=SECRET,
+        )  # fmt: skip
+        request = booking_request(
+            event_type,
+            guests=[{"name": "G", "email": "pii-guest@private.example", "time_zone": "UTC"}],
+            responses={"notes": "Secret Notes 4711"},
+        )
+        request["booker"] |= {
+            "name": "Priv Ate-Booker",
+            "email": "pii-booker@private.example",
+            "phone_number": "+4915112345678",
+        }
+        settings = Settings(database_url=database_url, prefect_api_url=prefect.api_url)
+        with PostCommitDispatcher(engine=engine, settings=settings) as dispatcher:
+            result = create_booking(request, session=session, handoff=dispatcher)
+
+    with SyncPrefectClient(prefect.api_url) as client:
+        wait_final(client, result.uid, 1)
+        time.sleep(3)  # the last logs and events are sent in the background
+        kept = [
+            *(log.message for log in every_page(client.read_logs)),
+            *(
+                repr(run.parameters) + (run.state.message or "")
+                for run in every_page(client.read_flow_runs)
+            ),
+            *(repr(run.name) + repr(run.state) for run in every_page(client.read_task_runs)),
+            *(repr(artifact.data) for artifact in client.read_artifacts()),
+        ]
+        page = client.read_events(
+            EventFilter(occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(hours=1))),
+            limit=50,
+        )
+        while True:
+            kept += [event.model_dump_json() for event in page.events]
+            if not page.next_page:
+                break
+            page = client.read_events_page(str(page.next_page))
+    kept += [prefect.log_path(name).read_text() for name in ("worker", "server")]
+    everything = "\n".join(kept)
+
+    assert [r for r, _ in httpserver.log if r.path == "/pii"]  # the booking did run
+    assert result.uid in everything  # what is searched is really there
+    assert [value for value in private if value in everything] == []
     engine.dispose()
