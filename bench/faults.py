@@ -61,7 +61,7 @@ def burst(tmp: Path, count: int) -> str:
         scenario = bench.burst("bundled", count)
         finish(bench)
         return (
-            f"burst {count}: {scenario.per_minute():.1f}/min, states {scenario.states}, "
+            f"burst {count}: {scenario.per_minute:.1f}/min, states {scenario.states}, "
             f"undelivered {scenario.undelivered}, delivered twice {scenario.duplicates}, "
             f"'database is locked' in logs {logs_say(bench, 'database is locked')}, "
             f"outbox outcomes {dict(outcomes(bench))}"

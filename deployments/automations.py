@@ -10,6 +10,7 @@
     python -m deployments.automations     # after `prefect deploy --all`, with PREFECT_API_URL
 """
 
+import logging
 from datetime import timedelta
 
 from prefect.automations import Automation
@@ -21,6 +22,7 @@ from prefect.events.schemas.events import ResourceSpecification
 
 from deployments.names import OUTBOX_RELAY
 
+logger = logging.getLogger(__name__)
 SILENCE = timedelta(seconds=90)
 FINAL = ("Completed", "Failed", "Cancelled", "Crashed")
 
@@ -82,5 +84,6 @@ def ensure_automations() -> list[str]:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in ensure_automations():
-        print(f"automation ready: {name}")  # noqa: T201
+        logger.info("automation ready: %s", name)
