@@ -32,7 +32,7 @@ from deployments import admin
 from deployments.demo_subscriber import DemoSubscriber
 from deployments.dispatch import PostCommitDispatcher
 from deployments.local import LocalPrefect, LocalStackError
-from deployments.relay import relay_pending
+from deployments.relay import finish_dispatched, relay_pending
 
 logger = logging.getLogger("booking.demo")
 PROJECT_LOGGERS = ("booking", "deployments")
@@ -135,6 +135,11 @@ def run_bookings(
         for label, result in results:
             logger.info("booked %-18s uid=%s status=%s", label, result.uid, result.status)
         wait_for_runs(stack, session, [r.event_id for _, r in results])
+        # What the relay's next pass records (and logs): how each booking's runs ended.
+        from prefect.client.orchestration import SyncPrefectClient
+
+        with SyncPrefectClient(stack.api_url) as client:
+            finish_dispatched(engine=engine, client=client, settings=settings)
         summarise(session, subscriber, [r for _, r in results])
 
 
