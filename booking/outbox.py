@@ -127,7 +127,6 @@ class Unfinished:
     booking_uid: str
     flow_run_ids: dict[str, str]
     restarts: int
-    dispatched_at: datetime
 
 
 def claim_unfinished(
@@ -155,10 +154,7 @@ def claim_unfinished(
             lease_until=now + lease,
         )
         rows = session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all()
-        return [
-            Unfinished(e.id, e.booking_uid, e.flow_run_ids, e.restarts, e.dispatched_at)  # type: ignore[arg-type]
-            for e in rows
-        ]
+        return [Unfinished(e.id, e.booking_uid, e.flow_run_ids, e.restarts) for e in rows]
 
 
 def record_finished(engine: Engine, outcomes: dict[str, str]) -> None:

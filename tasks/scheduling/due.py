@@ -7,7 +7,7 @@ until `due_max_attempts`, then stays FAILED with its last error.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from prefect import get_run_logger, task
@@ -91,13 +91,15 @@ def claim_due(now: datetime) -> Claimed:
         )
 
 
-# After `attempts` failed sweeps: when to try again, or None to leave the row FAILED.
+# After `attempts` failed sweeps: when to try again (not before the row's due time), or None
+# to leave the row FAILED.
 Schedule = Callable[[int], datetime | None]
+ANY_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 def _next_sweep(attempts: int) -> datetime | None:
-    """Due work is tried by the next sweeps, `due_max_attempts` times in all."""
-    return utcnow() if attempts < get_settings().due_max_attempts else None
+    """Due work is tried by the next sweeps (its due time kept), `due_max_attempts` times."""
+    return ANY_TIME if attempts < get_settings().due_max_attempts else None
 
 
 def _finish(
