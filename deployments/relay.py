@@ -130,7 +130,9 @@ def finish_dispatched(
                     event.restarts + 1,
                     settings.run_max_restarts,
                 )
-            elif stuck or all(_is_final(run) for run in event_runs):
+            elif stuck:  # restarted run_max_restarts times already: left for an operator
+                outcomes[event.event_id] = "Crashed"
+            elif all(_is_final(run) for run in event_runs):
                 outcomes[event.event_id] = _outcome(event_runs)
             else:
                 waiting.append(event.event_id)

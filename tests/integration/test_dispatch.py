@@ -160,3 +160,40 @@ def test_closing_with_a_dispatch_still_hanging_returns_and_keeps_the_event_pendi
 
     event = outbox_event(engine, result.event_id)
     assert event.dispatched_at is None and event.flow_run_ids == {}
+
+
+def test_the_relay_finishes_completed_runs_and_restarts_crashed_ones(
+    deployed: LocalPrefect, prefect_client: SyncPrefectClient, engine: Engine, settings: Settings
+) -> None:
+    """No worker runs here: the runs' states are set as a worker's end (or death) would."""
+    from datetime import timedelta
+
+    from prefect.states import Completed, Crashed
+
+    from booking.timeutil import utcnow
+    from deployments.relay import finish_dispatched
+
+    settings = settings.model_copy(
+        update={"prefect_api_url": deployed.api_url, "run_max_restarts": 1}
+    )
+    with dispatcher_for(engine, settings) as dispatcher:
+        done, crashed = book(engine, dispatcher), book(engine, dispatcher)
+        dispatcher.drain(timeout=30)
+    (done_run,) = runs_of_booking(prefect_client, done.uid)
+    (crashed_run,) = runs_of_booking(prefect_client, crashed.uid)
+    prefect_client.set_flow_run_state(done_run.id, Completed(), force=True)
+    prefect_client.set_flow_run_state(crashed_run.id, Crashed(), force=True)
+    later = utcnow() + timedelta(minutes=5)  # past the grace, and past each pass's lease
+
+    first = finish_dispatched(engine=engine, client=prefect_client, settings=settings, now=later)
+
+    assert (first.finished, first.restarted) == (1, 1)
+    assert outbox_event(engine, done.event_id).outcome == "Completed"
+    assert prefect_client.read_flow_run(crashed_run.id).state.name == "AwaitingRetry"
+    prefect_client.set_flow_run_state(crashed_run.id, Crashed(), force=True)  # crashed again
+    finish_dispatched(
+        engine=engine, client=prefect_client, settings=settings, now=later + timedelta(minutes=5)
+    )
+    event = outbox_event(engine, crashed.event_id)
+    assert (event.outcome, event.restarts) == ("Crashed", 1)  # left for an operator
+    assert event.finished_at is not None
