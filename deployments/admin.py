@@ -117,7 +117,9 @@ def add_device(session: Session, *, user_id: int, token: str, platform: str = "a
 # -- webhook subscriptions ------------------------------------------------------------------
 
 
-def parse_triggers(names: Sequence[str]) -> list[WebhookTrigger]:
+def parse_triggers(given: Sequence[str]) -> list[WebhookTrigger]:
+    """Trigger names, each given alone or comma-separated, any case."""
+    names = [name.strip() for item in given for name in item.split(",") if name.strip()]
     known = {trigger.value for trigger in WebhookTrigger}
     unknown = [name for name in names if name.upper() not in known]
     if unknown or not names:

@@ -133,7 +133,12 @@ def devices_add(
 def subscriptions_add(
     url: Annotated[str, typer.Option(help="Subscriber URL (http or https).")],
     triggers: Annotated[
-        list[str], typer.Option("--trigger", help="A trigger, e.g. BOOKING_CREATED; repeat.")
+        list[str],
+        typer.Option(
+            "--trigger",
+            "--triggers",
+            help="Triggers, e.g. BOOKING_CREATED; repeat or comma-separate.",
+        ),
     ],
     user: Annotated[int | None, typer.Option(help="Scope: a host's bookings.")] = None,
     event_type: Annotated[int | None, typer.Option(help="Scope: one event type.")] = None,

@@ -57,8 +57,8 @@ def test_set_up_a_host_and_subscribe_with_a_standard_webhooks_secret(
     template.write_text('{"who": "{{attendees.0.name}}"}')
 
     out = booking_cli(
-        "subscriptions", "add", "--url", "https://hooks.example/in", "--trigger",
-        "BOOKING_CREATED", "--trigger", "MEETING_ENDED", "--event-type", event_type,
+        "subscriptions", "add", "--url", "https://hooks.example/in", "--triggers",
+        "BOOKING_CREATED,meeting_ended", "--event-type", event_type,
         "--template", str(template),
     )  # fmt: skip
 
