@@ -8,6 +8,7 @@ returned to the caller, never logged.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
@@ -26,9 +27,11 @@ from booking.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from booking.templates import InvalidTemplate, check_template
+from booking.templates import InvalidTemplate
 from booking.timeutil import check_time_zone
 from tasks.delivery.signing import InvalidSecret, new_secret, signing_key
+
+Row = TypeVar("Row")
 
 
 class AdminError(ValueError):
@@ -36,11 +39,22 @@ class AdminError(ValueError):
 
 
 def _commit(session: Session, what: str) -> None:
+    """Commit; a duplicate, or a template the models refuse on save, is an AdminError."""
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
         raise AdminError(f"{what} already exists") from None
+    except InvalidTemplate as exc:
+        session.rollback()
+        raise AdminError(str(exc)) from None
+
+
+def _existing(session: Session, model: type[Row], row_id: int, what: str) -> Row:
+    row = session.get(model, row_id)
+    if row is None:
+        raise AdminError(f"no {what} with id {row_id}")
+    return row
 
 
 # -- what a booking product owns; here only as far as a first-time user needs it -------------
@@ -88,8 +102,7 @@ def add_event_type(
     requires_confirmation: bool = False,
     location: str | None = None,
 ) -> EventType:
-    if session.get(User, owner_id) is None:
-        raise AdminError(f"no user with id {owner_id}")
+    _existing(session, User, owner_id, "user")
     if not 1 <= length_minutes <= 24 * 60:
         raise AdminError("length is 1 to 1440 minutes")
     event_type = EventType(
@@ -106,8 +119,7 @@ def add_event_type(
 
 
 def add_device(session: Session, *, user_id: int, token: str, platform: str = "android"):
-    if session.get(User, user_id) is None:
-        raise AdminError(f"no user with id {user_id}")
+    _existing(session, User, user_id, "user")
     device = PushDevice(user_id=user_id, token=token, platform=platform)
     session.add(device)
     _commit(session, "a device with this token")
@@ -148,15 +160,13 @@ def add_subscription(
     if len(chosen) != 1:
         raise AdminError("give exactly one scope: a user, an event type or a team")
     ((scope, scope_id),) = chosen.items()
-    model = {"user": User, "event type": EventType, "team": Team}[scope]
-    if session.get(model, scope_id) is None:
-        raise AdminError(f"no {scope} with id {scope_id}")
+    _existing(
+        session, {"user": User, "event type": EventType, "team": Team}[scope], scope_id, scope
+    )
     secret = secret or new_secret()
     try:
         signing_key(secret)
-        if template is not None:
-            check_template(template, what="payload template")
-    except (InvalidSecret, InvalidTemplate) as exc:
+    except InvalidSecret as exc:
         raise AdminError(str(exc)) from None
     subscription = WebhookSubscription(
         subscriber_url=url,
@@ -177,10 +187,7 @@ def subscriptions(session: Session) -> list[WebhookSubscription]:
 
 
 def _subscription(session: Session, subscription_id: int) -> WebhookSubscription:
-    subscription = session.get(WebhookSubscription, subscription_id)
-    if subscription is None:
-        raise AdminError(f"no subscription with id {subscription_id}")
-    return subscription
+    return _existing(session, WebhookSubscription, subscription_id, "subscription")
 
 
 def set_active(session: Session, subscription_id: int, active: bool) -> WebhookSubscription:

@@ -24,7 +24,6 @@ from booking.models import (
 )
 from booking.outbox import load_payload
 from booking.snapshot import build_payload
-from booking.timeutil import iso_utc
 from deployments.names import (
     INTEGRATIONS,
     POST_COMMIT,
@@ -39,6 +38,7 @@ from tasks.delivery.message import (
     WebhookMessage,
     booking_messages,
     message_id,
+    trigger_message,
     url_host,
 )
 from tasks.delivery.send import DeliveryReport, send_webhook
@@ -115,14 +115,14 @@ def find_message(session: Session, webhook_id: str) -> WebhookMessage:
     ):
         if message_id(f"trigger-{row.id}", row.subscription_id, row.trigger_event) == webhook_id:
             payload = build_payload(session, booking, event_id=f"trigger-{row.id}")
-            return WebhookMessage(
-                message_id=webhook_id,
+            return trigger_message(
+                trigger_id=row.id,  # type: ignore[arg-type]
                 subscription_id=row.subscription_id,
                 host=subscriber.host,
                 trigger=row.trigger_event,
                 booking_id=booking.id,  # type: ignore[arg-type]
                 booking_uid=booking.uid,
-                created_at=iso_utc(row.due_at),
+                due_at=row.due_at,
                 data=booking_data(payload, row.trigger_event),
             )
     raise ReplayError("the booking event this message was made of is gone")

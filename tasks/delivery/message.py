@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +46,30 @@ def url_host(url: str) -> str:
 def message_id(source: str, subscription_id: int, trigger: WebhookTrigger) -> str:
     """`webhook-id`: the same for every attempt and re-run of one message, so it dedupes."""
     return f"msg_{uuid.uuid5(MESSAGE_NAMESPACE, f'{source}:{subscription_id}:{trigger}').hex}"
+
+
+def trigger_message(
+    *,
+    trigger_id: int,
+    subscription_id: int,
+    host: str,
+    trigger: WebhookTrigger,
+    booking_id: int,
+    booking_uid: str,
+    due_at: datetime,
+    data: dict[str, Any],
+) -> WebhookMessage:
+    """The message of a trigger stored for later (meeting started/ended, no-show)."""
+    return WebhookMessage(
+        message_id=message_id(f"trigger-{trigger_id}", subscription_id, trigger),
+        subscription_id=subscription_id,
+        host=host,
+        trigger=trigger,
+        booking_id=booking_id,
+        booking_uid=booking_uid,
+        created_at=iso_utc(due_at),
+        data=data,
+    )
 
 
 def booking_trigger(payload: PostCommitPayload) -> WebhookTrigger:

@@ -38,10 +38,10 @@ from booking.models import (
 from booking.models.work import DueWork
 from booking.settings import get_settings
 from booking.snapshot import build_payload
-from booking.timeutil import iso_utc, utcnow
+from booking.timeutil import utcnow
 from tasks.delivery import store
 from tasks.delivery.body import booking_data
-from tasks.delivery.message import WebhookMessage, message_id, url_host
+from tasks.delivery.message import WebhookMessage, trigger_message, url_host
 from tasks.delivery.send import send_webhook
 from tasks.retry import is_transient
 from tasks.scheduling.sending import (
@@ -182,14 +182,14 @@ def _deliver_trigger(trigger_id: int) -> tuple[Outcome, str | None]:
             if not absent:
                 return "skipped", "everyone expected attended"
             data["noShow"] = [{"email": email} for email in absent]
-        message = WebhookMessage(
-            message_id=message_id(f"trigger-{row.id}", row.subscription_id, row.trigger_event),
+        message = trigger_message(
+            trigger_id=row.id,
             subscription_id=row.subscription_id,
             host=url_host(subscription.subscriber_url),
             trigger=row.trigger_event,
             booking_id=booking.id,
             booking_uid=booking.uid,
-            created_at=iso_utc(row.due_at),
+            due_at=row.due_at,
             data=data,
         )
         attempt = row.attempts + 1
