@@ -13,11 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m deployments.demo $(ARGS)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m local.demo $(ARGS)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -32,10 +31,9 @@ from booking.enums import BookingStatus
 from booking.models import Attendee, Booking, EventType, User
 from booking.service import PostCommitHandoff, create_booking
 from booking.settings import Settings
-from deployments.dispatch import PostCommitDispatcher
-from deployments.local import LocalPrefect, free_port
-
-PG_ADMIN = "host=127.0.0.1 user=postgres dbname=postgres"
+from handoff.dispatch import PostCommitDispatcher
+from local import postgres
+from local.stack import LocalPrefect, free_port
 
 
 def request(event_type_id: int, i: int) -> dict:
@@ -110,20 +108,12 @@ def summary(samples: dict[str, list[float]], base: str = "floor") -> dict[str, d
 def new_database(kind: str, tmp: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.db'}"
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    return postgres.url(postgres.DEFAULT_DSN, postgres.create_database("bench"))
 
 
 def prefect_database() -> str:
     """A fresh PostgreSQL database for a Prefect server (SQLite locks under load)."""
-    name = f"bench_prefect_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={name}", autocommit=True) as c:
-        c.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    return postgres.prefect_database_url("bench_prefect")
 
 
 def seed_event_type(engine: Engine) -> int:

@@ -28,7 +28,7 @@ from booking.models import OutboxEvent
 from booking.settings import Settings
 from booking.timeutil import utcnow
 from deployments.names import ARRANGEMENTS, idempotency_key
-from deployments.relay import finish_dispatched
+from handoff.relay import finish_dispatched
 
 
 def outcomes(bench: Bench) -> Counter:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from prefect.client.schemas.objects import TERMINAL_STATES
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -45,11 +46,10 @@ from booking.db import make_engine, upgrade_schema
 from booking.models import EventType, User, WebhookSubscription
 from booking.service import create_booking
 from booking.settings import PROJECT_ROOT, Settings
-from deployments.dispatch import PostCommitDispatcher
-from deployments.local import LocalPrefect, free_port
 from deployments.names import ARRANGEMENTS, idempotency_key
+from handoff.dispatch import PostCommitDispatcher
+from local.stack import LocalPrefect, free_port
 
-FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 TRIGGERS = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_REQUESTED"]
 
 
@@ -225,7 +225,7 @@ class Bench:
             ((done,),) = self._prefect_sql(
                 "SELECT count(*) FROM flow_run WHERE idempotency_key = ANY(%s)"
                 " AND state_type::text = ANY(%s)",
-                (keys, list(FINAL)),
+                (keys, [state.value for state in TERMINAL_STATES]),
             )
             if done == len(keys):
                 return

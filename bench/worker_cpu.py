@@ -1,11 +1,12 @@
-"""CPU per flow run on a process worker: default start vs `command: python -m prefect.engine`.
+"""CPU per flow run on a process worker: forked from the worker's forkserver (the pool's
+`command`, `python -m worker.launch`) vs a new interpreter per run (`python -m prefect.engine`).
 
     python -m bench.worker_cpu [--runs 6]
 
-For each variant: start a worker, create N runs of the outbox-relay deployment (a light flow,
-so process start dominates), wait for all to finish, stop the worker, and read the CPU of
-the worker and every process it started (RUSAGE_CHILDREN counts them once they are reaped).
-The `command` variant passes it as a job variable on each run.
+For each variant: start `python -m worker`, create N runs of the outbox-relay deployment (a
+light flow, so process start dominates), wait for all to finish, stop the worker, and read
+the CPU of the worker and every process it started (RUSAGE_CHILDREN counts them once they
+are reaped). The `plain` variant passes its command as a job variable on each run.
 """
 
 import argparse
@@ -17,13 +18,12 @@ import uuid
 from pathlib import Path
 
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.objects import TERMINAL_STATES
 
 from bench.booking_path import prefect_database
 from booking.db import make_engine, upgrade_schema
-from deployments.local import LocalPrefect, free_port
 from deployments.names import OUTBOX_RELAY
-
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+from local.stack import LocalPrefect, free_port
 
 
 def children_cpu() -> float:
@@ -44,8 +44,8 @@ def measure(stack: LocalPrefect, runs: int, job_variables: dict) -> tuple[float,
             for _ in range(runs)
         ]
         while True:
-            states = [client.read_flow_run(i).state_type.value for i in ids]
-            if all(s in FINAL for s in states):
+            states = [client.read_flow_run(i).state_type for i in ids]
+            if all(s in TERMINAL_STATES for s in states):
                 break
             time.sleep(0.5)
         wall = time.monotonic() - started
@@ -73,18 +73,18 @@ def main() -> None:
     try:
         stack.deploy_all()
         engine_command = f"{sys.executable} -m prefect.engine"
-        for name, variables in (("default", {}), ("command", {"command": engine_command})):
+        for name, variables in (("forkserver", {}), ("plain", {"command": engine_command})):
             results[name] = measure(stack, args.runs, variables)
     finally:
         stack.stop()
     print(f"{args.runs} runs of {OUTBOX_RELAY.full_name} per variant")
     for name, (cpu, wall, states) in results.items():
         print(
-            f"{name:<8} CPU {cpu:6.1f} s total, {cpu / args.runs:5.2f} s per run, "
+            f"{name:<10} CPU {cpu:6.1f} s total, {cpu / args.runs:5.2f} s per run, "
             f"wall {wall:5.1f} s, states {sorted(set(states))}"
         )
-    ratio = results["command"][0] / results["default"][0]
-    print(f"command / default CPU: {ratio:.2f}")
+    ratio = results["plain"][0] / results["forkserver"][0]
+    print(f"plain / forkserver CPU: {ratio:.2f}")
 
 
 if __name__ == "__main__":

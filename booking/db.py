@@ -79,7 +79,12 @@ def insert_once(session: Session, row: Any) -> bool:
 
 
 def configured_engine() -> Engine:
-    """The engine of the database the settings name: what flows and steps work on."""
+    """The engine of the database the settings name: what flows, steps and tools work on."""
     from booking.settings import get_settings
 
     return engine_for(get_settings().database_url)
+
+
+def transaction() -> AbstractContextManager[Session]:
+    """One transaction on the configured database (`session_scope(configured_engine())`)."""
+    return session_scope(configured_engine())

@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import ColumnElement, Engine, update
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
@@ -20,6 +20,13 @@ from booking.timeutil import utcnow
 ERROR_LIMIT = 500
 COMPLETED = "Completed"
 NOT_TRACKED = "not tracked"  # finished before outcomes were recorded (migration 0003)
+# An event finished with one of these needs nothing more; any other outcome is not done.
+DONE = (COMPLETED, NOT_TRACKED)
+
+
+def not_done() -> ColumnElement[bool]:
+    """Events whose runs ended, but not all Completed."""
+    return col(OutboxEvent.finished_at).is_not(None) & col(OutboxEvent.outcome).not_in(DONE)
 
 
 def new_event_id() -> str:
@@ -199,10 +206,7 @@ def unfinished(session: Session, *, limit: int = 100) -> list[OutboxEvent]:
     return list(
         session.exec(
             select(OutboxEvent)
-            .where(
-                col(OutboxEvent.finished_at).is_(None)
-                | col(OutboxEvent.outcome).not_in([COMPLETED, NOT_TRACKED])
-            )
+            .where(col(OutboxEvent.finished_at).is_(None) | not_done())
             .order_by(col(OutboxEvent.created_at))
             .limit(limit)
         )

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     run_max_restarts: int = Field(
         default=3, ge=0, description="Restarts of a booking's crashed runs before it is left."
     )
+    # Prefect sends a heartbeat at most every 30 s (`python -m worker` sets 30): the window
+    # must leave room for one late heartbeat.
+    run_silence_seconds: int = Field(
+        default=90,
+        ge=45,
+        description="A run Running with no heartbeat this long is marked Crashed.",
+    )
 
     webhook_connect_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Connect timeout of one webhook delivery attempt."

@@ -1,1 +1,2 @@
-"""Deployment names (the one source for prefect.yaml and dispatch) and dispatch after commit."""
+"""Prefect wiring: every flow and deployment name (one source for prefect.yaml, dispatch and
+the flows), and the automations the pipeline relies on."""

@@ -1,33 +1,36 @@
 """The Prefect automations the pipeline relies on, created (or updated) by name:
 
-- "booking: crash silent runs": a flow run that is Running and sends no heartbeat for 90 s
-  (its process or its whole worker was killed, the machine was lost) is marked Crashed.
+- "booking: crash silent runs": a flow run that is Running and sends no heartbeat for
+  `BOOKING_RUN_SILENCE_SECONDS` (90 s; its process or its whole worker was killed, the
+  machine was lost) is marked Crashed.
   This is Prefect's documented zombie-run automation, also armed by the Running state; the
-  worker sets runs to send a heartbeat every 30 s (`python -m deployments.worker`).
+  worker sets runs to send a heartbeat every 30 s (`python -m worker`).
 - "booking: finish crashed runs": when any post-commit run crashes, the outbox relay runs at
   once and restarts it, instead of at its next five-minute schedule.
 
     python -m deployments.automations     # after `prefect deploy --all`, with PREFECT_API_URL
+
+It also creates the providers' tag concurrency limits (`deployments/names.py`).
 """
 
 import logging
 from datetime import timedelta
 
-from prefect.automations import Automation
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import StateType
+from prefect.automations import Automation, AutomationCore
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import TERMINAL_STATES, StateType
 from prefect.events.actions import ChangeFlowRunState, RunDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 
-from deployments.names import OUTBOX_RELAY
+from deployments.names import OUTBOX_RELAY, PROVIDER_LIMITS
 
 logger = logging.getLogger(__name__)
-SILENCE = timedelta(seconds=90)
-FINAL = ("Completed", "Failed", "Cancelled", "Crashed")
+# The events of a run reaching a final state (`prefect.flow-run.Completed`, ...).
+FINAL_EVENTS = {f"prefect.flow-run.{state.value.title()}" for state in TERMINAL_STATES}
 
 
-def automations(relay_deployment_id: str) -> list[Automation]:
+def automations(relay_deployment_id: str, silence: timedelta) -> list[Automation]:
     runs = ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]})
     return [
         Automation(
@@ -38,16 +41,16 @@ def automations(relay_deployment_id: str) -> list[Automation]:
                 # Running opens the window too: a run killed before its first heartbeat
                 # reached the server (events are sent in the background) is caught as well.
                 after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
-                expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{s}" for s in FINAL)},
+                expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
                 for_each={"prefect.resource.id"},
                 posture=Posture.Proactive,
                 threshold=1,
-                within=SILENCE,
+                within=silence,
             ),
             actions=[
                 ChangeFlowRunState(
                     state=StateType.CRASHED,
-                    message=f"no heartbeat for {SILENCE.seconds} s: its process is gone",
+                    message=f"no heartbeat for {silence.seconds} s: its process is gone",
                 )
             ],
         ),
@@ -72,18 +75,29 @@ def automations(relay_deployment_id: str) -> list[Automation]:
     ]
 
 
-def ensure_automations() -> list[str]:
+def ensure_automations(client: SyncPrefectClient, silence: timedelta) -> list[str]:
     """Create the automations, replacing any of the same name; return their names."""
-    with get_client(sync_client=True) as client:
-        relay = client.read_deployment_by_name(OUTBOX_RELAY.full_name)
-        for automation in automations(str(relay.id)):
-            for existing in client.read_automations_by_name(automation.name):
-                client.delete_automation(existing.id)
-            automation.create()
-    return [a.name for a in automations(str(relay.id))]
+    relay = client.read_deployment_by_name(OUTBOX_RELAY.full_name)
+    wanted = automations(str(relay.id), silence)
+    for automation in wanted:
+        for existing in client.read_automations_by_name(automation.name):
+            client.delete_automation(existing.id)
+        client.create_automation(AutomationCore(**automation.model_dump(exclude={"id"})))
+    return [automation.name for automation in wanted]
+
+
+def ensure_provider_limits(client: SyncPrefectClient) -> None:
+    """The tag concurrency limit of each outside service (`PROVIDER_LIMITS`), created or set."""
+    for tag, limit in PROVIDER_LIMITS.items():
+        client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
 
 
 if __name__ == "__main__":
+    from booking.settings import get_settings
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name in ensure_automations():
-        logger.info("automation ready: %s", name)
+    with get_client(sync_client=True) as prefect:
+        ensure_provider_limits(prefect)
+        silence_window = timedelta(seconds=get_settings().run_silence_seconds)
+        for name in ensure_automations(prefect, silence_window):
+            logger.info("automation ready: %s", name)

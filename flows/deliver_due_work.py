@@ -1,7 +1,7 @@
-"""Periodic delivery of due work: meeting triggers, no-show checks and reminders.
+"""Periodic delivery of due work: meeting triggers, no-show checks, reminders, and webhooks
+whose in-task retries failed, sent again on a long backoff.
 
-Scheduled every minute by prefect.yaml. Each sweep claims what is due (including webhooks
-whose in-task retries failed, sent again on a long backoff) (two overlapping
+Scheduled every minute by prefect.yaml. Each sweep claims what is due (two overlapping
 sweeps never claim one row), delivers it against the booking's current state, and shows how
 many items it claimed, sent, skipped and failed (a sweep that found nothing due shows only its
 claim). Call it with `now` to sweep as of a time.
@@ -14,13 +14,9 @@ from prefect.futures import PrefectFuture
 
 from booking.timeutil import utcnow
 from deployments.names import DELIVER_DUE_WORK
-from tasks.scheduling.due import (
-    claim_due,
-    deliver_due_trigger,
-    redeliver_webhook,
-    send_due_reminder,
-    summarise_sweep,
-)
+from tasks.delivery.redeliver import redeliver_webhook
+from tasks.duework import claim_due, summarise_sweep
+from tasks.scheduling.due import deliver_due_trigger, send_due_reminder
 
 
 def _run_name() -> str:
@@ -29,7 +25,7 @@ def _run_name() -> str:
 
 @flow(name=DELIVER_DUE_WORK.flow, flow_run_name=_run_name, log_prints=False)
 def deliver_due_work(now: datetime | None = None) -> list[PrefectFuture]:
-    """Deliver every trigger and reminder due at `now` (default: the current time).
+    """Deliver every trigger, reminder and redelivery due at `now` (default: the current time).
 
     The run ends Failed when any item failed; a failed item is tried again by a later sweep.
     """

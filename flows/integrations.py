@@ -14,13 +14,14 @@ from prefect.futures import PrefectFuture
 from booking.payload import PostCommitPayload
 from deployments.names import INTEGRATIONS
 from tasks.integrations.steps import host_devices, send_push, steps_for
+from tasks.retry import with_policy
 from tasks.snapshot import load_snapshot
 
 
 def integration_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     """Submit the concern's steps for one booking: a push per host device, then the rest."""
-    pushes = send_push.map(host_devices(payload), unmapped(payload))
-    return [*pushes, *(step.submit(payload) for step in steps_for(payload))]
+    pushes = with_policy(send_push).map(host_devices(payload), unmapped(payload))
+    return [*pushes, *(with_policy(step).submit(payload) for step in steps_for(payload))]
 
 
 @flow(name=INTEGRATIONS.flow, flow_run_name="integrations-{booking_uid}", log_prints=False)

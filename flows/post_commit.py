@@ -14,6 +14,7 @@ from prefect.futures import PrefectFuture
 from deployments.names import POST_COMMIT
 from flows.integrations import integration_steps
 from flows.webhooks import webhook_steps
+from tasks.retry import with_policy
 from tasks.scheduling.steps import schedule_later_work
 from tasks.snapshot import load_snapshot
 
@@ -25,5 +26,5 @@ def booking_post_commit(event_id: str, booking_uid: str) -> list[PrefectFuture]:
     return [
         *webhook_steps(payload),
         *integration_steps(payload),
-        schedule_later_work.submit(payload),
+        with_policy(schedule_later_work).submit(payload),
     ]

@@ -11,6 +11,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 
 from deployments.names import SCHEDULING
+from tasks.retry import with_policy
 from tasks.scheduling.steps import schedule_later_work
 from tasks.snapshot import load_snapshot
 
@@ -18,4 +19,4 @@ from tasks.snapshot import load_snapshot
 @flow(name=SCHEDULING.flow, flow_run_name="scheduling-{booking_uid}", log_prints=False)
 def booking_post_commit_scheduling(event_id: str, booking_uid: str) -> PrefectFuture:
     """Reminders and no-show checks of one committed booking, from its outbox snapshot."""
-    return schedule_later_work.submit(load_snapshot(event_id, booking_uid))
+    return with_policy(schedule_later_work).submit(load_snapshot(event_id, booking_uid))

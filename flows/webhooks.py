@@ -14,6 +14,7 @@ from prefect.futures import PrefectFuture
 from booking.payload import PostCommitPayload
 from deployments.names import WEBHOOKS
 from tasks.delivery.message import booking_messages, booking_trigger
+from tasks.retry import with_policy
 from tasks.snapshot import load_snapshot
 from tasks.webhooks.steps import (
     delete_original_triggers,
@@ -28,11 +29,11 @@ def webhook_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     trigger = booking_trigger(payload)
     steps: list[PrefectFuture] = []
     if payload.is_reschedule:
-        steps.append(delete_original_triggers.submit(payload))
+        steps.append(with_policy(delete_original_triggers).submit(payload))
     if payload.confirmed_by_default:
-        steps.append(schedule_meeting_triggers.submit(payload))
+        steps.append(with_policy(schedule_meeting_triggers).submit(payload))
     messages = booking_messages(payload, trigger, find_subscribers(payload, trigger))
-    return [*steps, *deliver_webhook.map(messages)]
+    return [*steps, *with_policy(deliver_webhook).map(messages)]
 
 
 @flow(name=WEBHOOKS.flow, flow_run_name="webhooks-{booking_uid}", log_prints=False)

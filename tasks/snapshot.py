@@ -1,6 +1,6 @@
 """What every post-commit flow starts from: the booking's outbox snapshot."""
 
-from booking.db import configured_engine, session_scope
+from booking.db import transaction
 from booking.outbox import load_payload
 from booking.payload import PostCommitPayload
 from tasks.errors import PermanentError
@@ -12,7 +12,7 @@ class SnapshotMismatch(PermanentError):
 
 def load_snapshot(event_id: str, booking_uid: str) -> PostCommitPayload:
     """The post-commit payload the booking transaction wrote (a read: not a step of its own)."""
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         payload = load_payload(session, event_id)
     if payload.booking_uid != booking_uid:
         raise SnapshotMismatch(f"event {event_id} belongs to another booking, not {booking_uid}")

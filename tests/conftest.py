@@ -2,54 +2,36 @@
 
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-TEST_SETTINGS = {
-    # Subscribers in tests are real servers on loopback: allow exactly that.
-    "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
-    "BOOKING_WEBHOOK_RETRIES": "3",
-    "BOOKING_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
-    "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "1.0",
-    "BOOKING_WEBHOOK_CONNECT_TIMEOUT_SECONDS": "1.0",
-    "BOOKING_PROVIDER_RETRIES": "2",
-    "BOOKING_PROVIDER_RETRY_BASE_SECONDS": "0.05",
-}
-# Steps read their retry policy when they are imported (tasks/retry.py), which is before any
-# fixture runs: the tests' quick retries must be in the environment first.
-os.environ.update(TEST_SETTINGS)
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
 
-import psycopg  # noqa: E402
-import pytest  # noqa: E402
-from sqlalchemy import Engine  # noqa: E402
-from sqlmodel import Session  # noqa: E402
-
-from booking.db import make_engine, upgrade_schema  # noqa: E402
+from booking.db import make_engine, upgrade_schema
+from local import postgres
+from tests.helpers import TEST_SETTINGS
 
 if TYPE_CHECKING:
     from booking.settings import Settings
-    from deployments.local import LocalPrefect
+    from local.stack import LocalPrefect
 
 # CI sets CI=true: there the PostgreSQL tests must run, never skip.
-PG_DSN = os.environ.get("BOOKING_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres")
+PG_DSN = os.environ.get("BOOKING_TEST_POSTGRES_DSN", postgres.DEFAULT_DSN)
 REQUIRE_PG = os.environ.get("CI", "").lower() == "true"
 
 
-def _pg_admin() -> psycopg.Connection | None:
+def _pg_reachable() -> bool:
     try:
-        return psycopg.connect(PG_DSN, dbname="postgres", autocommit=True, connect_timeout=3)
+        postgres.admin(PG_DSN).close()
     except psycopg.OperationalError:
-        return None
-
-
-def _pg_url(dbname: str) -> str:
-    params = dict(part.split("=", 1) for part in PG_DSN.split())
-    return (
-        f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
-        f"{params.get('port', '5432')}/{dbname}"
-    )
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required in CI but unreachable ({PG_DSN})")
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -63,19 +45,14 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
-    admin = _pg_admin()
-    if admin is None:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable ({PG_DSN})")
+    if not _pg_reachable():
         pytest.skip("PostgreSQL not reachable")
-    name = f"booking_template_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(_pg_url(name))
+    name = postgres.create_database("booking_template", dsn=PG_DSN)
+    engine = make_engine(postgres.url(PG_DSN, name))
     upgrade_schema(engine)
     engine.dispose()
     yield name
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    postgres.drop_database(name, dsn=PG_DSN)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -87,12 +64,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{path}"
         return
     template = request.getfixturevalue("pg_template")
-    name = f"booking_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_DSN, dbname="postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _pg_url(name)
-    with psycopg.connect(PG_DSN, dbname="postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    name = postgres.create_database("booking_test", dsn=PG_DSN, template=template)
+    yield postgres.url(PG_DSN, name)
+    postgres.drop_database(name, dsn=PG_DSN)
 
 
 @pytest.fixture
@@ -146,24 +120,14 @@ def prefect_database() -> Iterator[Callable[[], str | None]]:
     def new() -> str | None:
         if url := os.environ.get("BOOKING_TEST_PREFECT_DATABASE_URL"):
             return url
-        admin = _pg_admin()
-        if admin is None:
-            if REQUIRE_PG:
-                pytest.fail(f"PostgreSQL is required in CI but unreachable ({PG_DSN})")
+        if not _pg_reachable():
             return None
-        name = f"prefect_test_{uuid.uuid4().hex[:8]}"
-        with admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        with psycopg.connect(PG_DSN, dbname=name, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        made.append(name)
-        return _pg_url(name).replace("+psycopg", "+asyncpg")
+        made.append(postgres.create_database("prefect_test", dsn=PG_DSN, prefect=True))
+        return postgres.url(PG_DSN, made[-1], driver="asyncpg")
 
     yield new
-    if made and (admin := _pg_admin()) is not None:
-        with admin:
-            for name in made:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in made:
+        postgres.drop_database(name, dsn=PG_DSN)
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +138,7 @@ def prefect_server(
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from deployments.local import LocalPrefect, free_port
+    from local.stack import LocalPrefect, free_port
 
     stack = LocalPrefect(
         home=tmp_path_factory.mktemp("prefect"),
@@ -188,3 +152,11 @@ def prefect_server(
             APILogWorker.drain_all(timeout=5)  # send the last logs while the server runs
     finally:
         stack.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that talks to a Prefect server is an integration test, wherever it lives, so
+    `-m "not integration"` runs exactly the tests that need none."""
+    for item in items:
+        if "prefect_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

@@ -2,7 +2,7 @@
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
@@ -13,12 +13,19 @@ class RefusedURL(PermanentError):
     """The subscriber URL is not allowed as a webhook target."""
 
 
-def check_url(url: str, allowed_networks: list[str]) -> None:
-    """Refuse non-HTTP(S) URLs and hosts resolving to private, loopback, link-local,
-    multicast, reserved or unspecified addresses, unless every address is allow-listed."""
+def check_scheme(url: str) -> SplitResult:
+    """The URL's parts, if it is an absolute http(s) URL with a host; RefusedURL if not."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RefusedURL("only absolute http(s) URLs can receive webhooks")
+    return parts
+
+
+def check_url(url: str, allowed_networks: list[str]) -> None:
+    """Refuse non-HTTP(S) URLs and hosts resolving to private, loopback, link-local,
+    multicast, reserved or unspecified addresses, unless every address is allow-listed."""
+    parts = check_scheme(url)
+    assert parts.hostname is not None
     allowed = [ipaddress.ip_network(net, strict=False) for net in allowed_networks]
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from prefect import get_run_logger
 
-from booking.db import configured_engine, session_scope
+from booking.db import transaction
 from booking.models import WebhookDelivery, WebhookSubscription
 from booking.settings import get_settings
 from booking.timeutil import utcnow
@@ -35,6 +35,11 @@ class DeliveryReport:
     status_code: int | None
     attempts: int
 
+    @property
+    def sent(self) -> bool:
+        """The subscriber has the message: delivered now, or by an earlier attempt."""
+        return self.outcome in ("delivered", "already-delivered")
+
 
 def send_webhook(
     message: WebhookMessage, *, attempt_no: int, resend: bool = False
@@ -42,7 +47,7 @@ def send_webhook(
     """POST the message once, unless it was delivered already (and `resend` is not asked
     for, as an operator's replay of one message does) or the subscription is off."""
     settings = get_settings()
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         sub = session.get(WebhookSubscription, message.subscription_id)
         if sub is None or not sub.active:
             get_run_logger().info("subscription %s is no longer active", message.subscription_id)
@@ -84,7 +89,7 @@ def send_webhook(
     if attempt.ok:
         return _report(message, "delivered", status, attempt_no)
     if status == 410:
-        with session_scope(configured_engine()) as session:
+        with transaction() as session:
             store.deactivate(session, message.subscription_id, "subscriber answered 410 Gone")
         get_run_logger().warning("%s answered 410 Gone: subscription deactivated", message.host)
         return _report(message, "deactivated", status, attempt_no)
@@ -110,7 +115,7 @@ def _honour_retry_after(previous: WebhookDelivery | None, cap: float) -> None:
 
 
 def _record(message: WebhookMessage, attempt_no: int, attempt: Attempt) -> None:
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         session.add(
             WebhookDelivery(
                 subscription_id=message.subscription_id,

@@ -8,7 +8,7 @@ import httpx
 from prefect import Task, get_run_logger, task
 from sqlmodel import col, func, select
 
-from booking.db import configured_engine, session_scope
+from booking.db import transaction
 from booking.models import Booking, BookingHost, ChatAccount, PushDevice
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
@@ -36,7 +36,7 @@ def host_devices(payload: PostCommitPayload) -> list[Device]:
     if not get_settings().push_base_url:
         get_run_logger().info("push not configured: no notification sent")
         return []
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         rows = session.exec(
             select(PushDevice).where(PushDevice.user_id == payload.organizer.id)
         ).all()
@@ -54,13 +54,13 @@ def host_devices(payload: PostCommitPayload) -> list[Device]:
 )
 def send_push(device: Device, payload: PostCommitPayload) -> str:
     """One FCM-style message to one device; an invalid token is unregistered."""
-    settings, engine = get_settings(), configured_engine()
+    settings = get_settings()
     url = f"{settings.push_base_url}/v1/projects/{settings.push_project_id}/messages:send"
     response = http_client().post(
         url, json=push_message(payload, device.token), headers=bearer(settings.push_token)
     )
     if response.status_code in (400, 404) and _fcm_status(response) in UNREGISTERED:
-        with session_scope(engine) as session:
+        with transaction() as session:
             row = session.get(PushDevice, device.id)
             if row is not None:
                 session.delete(row)
@@ -80,8 +80,8 @@ def _fcm_status(response: httpx.Response) -> str | None:
 @task(name="sync booking to chat", tags=["chat"], **step_policy("provider"))
 def sync_chat(payload: PostCommitPayload) -> str:
     """POST a new accepted booking (PATCH a reschedule) for hosts with chat accounts."""
-    settings, engine = get_settings(), configured_engine()
-    with session_scope(engine) as session:
+    settings = get_settings()
+    with transaction() as session:
         accounts = list(
             session.exec(
                 select(ChatAccount.account_id).where(ChatAccount.user_id == payload.organizer.id)
@@ -102,10 +102,10 @@ def sync_chat(payload: PostCommitPayload) -> str:
 @task(name="identify hosts in Customer.io", tags=["customerio"], **step_policy("provider"))
 def identify_hosts(payload: PostCommitPayload) -> str:
     """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
-    settings, engine = get_settings(), configured_engine()
+    settings = get_settings()
     api_key = settings.customerio_api_key.get_secret_value() if settings.customerio_api_key else ""
     host_ids = [h.id for h in payload.hosts]
-    with session_scope(engine) as session:
+    with transaction() as session:
         # Bookings each host organized, plus those they joined as a co-host.
         counts: Counter[int] = Counter(
             dict(
@@ -144,8 +144,7 @@ def identify_hosts(payload: PostCommitPayload) -> str:
 @task(name="sync booker to host contacts", **step_policy("database"))
 def sync_contacts(payload: PostCommitPayload) -> str:
     """Upsert the booker and the other attendees into the organizer's contacts."""
-    engine = configured_engine()
-    with session_scope(engine) as session:
+    with transaction() as session:
         changed = contacts.upsert_attendees(session, payload)
     return f"upserted {changed} contacts"
 

@@ -5,7 +5,7 @@ gets, as rows due later, in one transaction. Planning itself is pure (tasks/sche
 from prefect import get_run_logger, task
 from sqlmodel import Session, col, or_, select, update
 
-from booking.db import configured_engine, insert_once, session_scope
+from booking.db import insert_once, transaction
 from booking.enums import NO_SHOW_TRIGGERS, TimeUnit, WorkStatus
 from booking.models import Workflow, WorkflowActivation, WorkflowReminder, WorkflowStep
 from booking.payload import PostCommitPayload
@@ -24,7 +24,7 @@ from tasks.scheduling.plan import (
 def schedule_later_work(payload: PostCommitPayload) -> str:
     """On a reschedule, cancel the original's pending reminders; then store the mandatory
     reminder, the workflow reminders and the no-show checks of this booking (once each)."""
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         cancelled = cancel_original_reminders(session, payload) if payload.is_reschedule else 0
         rules = load_rules(session, payload)
         mandatory = store_reminders(session, payload, mandatory_reminders(payload, rules))

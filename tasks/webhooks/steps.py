@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from prefect.runtime import task_run
 from prefect.states import Completed, State
 
-from booking.db import configured_engine, session_scope
+from booking.db import transaction
 from booking.enums import MEETING_TRIGGERS, WebhookTrigger
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
@@ -20,7 +20,7 @@ from tasks.retry import is_transient, step_policy
 
 def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> list[Subscriber]:
     """Active subscriptions to this event for the booking's hosts, event type or team."""
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         subs = store.find_subscriptions(session, payload, [trigger])
         found = [Subscriber(s.id, url_host(s.subscriber_url)) for s in subs]  # type: ignore[arg-type]
     if not found:
@@ -32,7 +32,7 @@ def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> lis
 def delete_original_triggers(payload: PostCommitPayload) -> int:
     """On a reschedule, drop the meeting triggers still pending for the replaced booking."""
     assert payload.reschedule is not None
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         deleted = store.delete_pending_triggers(session, payload.reschedule.original_booking_id)
     get_run_logger().info(
         "deleted %d pending triggers of %s (rescheduled to %s)",
@@ -47,7 +47,7 @@ def delete_original_triggers(payload: PostCommitPayload) -> int:
 def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
     """Store MEETING_STARTED (due at start) and MEETING_ENDED (due at end) per subscriber."""
     due = {WebhookTrigger.MEETING_STARTED: payload.start, WebhookTrigger.MEETING_ENDED: payload.end}
-    with session_scope(configured_engine()) as session:
+    with transaction() as session:
         stored = store.store_triggers(
             session, payload, MEETING_TRIGGERS, lambda _sub, trigger: due[trigger]
         )
@@ -77,7 +77,7 @@ def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport | None]:
         if attempt <= settings.webhook_retries or not is_transient(exc) or not delays:
             raise
         due_at = utcnow() + timedelta(seconds=delays[0])
-        with session_scope(configured_engine()) as session:
+        with transaction() as session:
             store.add_redelivery_once(session, message, due_at)
         get_run_logger().warning(
             "%s still failing after %d attempts; redelivery at %s",

@@ -5,7 +5,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import Engine
 
 from booking.settings import Settings
-from deployments.dispatch import DispatchConfigError, PostCommitDispatcher
+from handoff.dispatch import DispatchConfigError, PostCommitDispatcher
 
 
 def test_the_prefect_api_falls_back_to_prefects_own_setting(

@@ -14,7 +14,7 @@ from booking.service import create_booking
 from flows.integrations import booking_post_commit_integrations
 from tests.factories import booking_request, make_event_type, make_team_event_type, make_user
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
 
 @pytest.fixture

@@ -6,21 +6,27 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
 )
+from pytest_httpserver import HTTPServer
 from sqlmodel import Session
 
 from booking.service import create_booking
 from booking.settings import Settings
-from deployments.local import LocalPrefect
 from flows.post_commit import booking_post_commit
-from tests.factories import booking_request, make_event_type
+from local.stack import LocalPrefect
+from tests.factories import booking_request, make_event_type, make_subscription
 
 
-def committed_booking(settings: Settings):
+def committed_booking(settings: Settings, subscriber_url: str | None = None):
     from booking.db import make_engine
 
     engine = make_engine(settings.database_url)
     with Session(engine, expire_on_commit=False) as session:
-        return create_booking(booking_request(make_event_type(session)), session=session)
+        event_type = make_event_type(session)
+        if subscriber_url:
+            make_subscription(
+                session, subscriber_url, ["BOOKING_CREATED"], event_type_id=event_type.id
+            )
+        return create_booking(booking_request(event_type), session=session)
 
 
 def child_runs(parent_id):
@@ -47,14 +53,21 @@ def test_bundled_run_runs_every_concerns_steps_as_its_own_tasks(
     assert steps["schedule reminders and no-show checks"].state.is_completed()
 
 
-def test_bundled_run_fails_when_its_concerns_fail(
-    prefect_server: LocalPrefect, settings: Settings
+def test_bundled_run_fails_when_one_concerns_step_fails_and_the_others_still_run(
+    prefect_server: LocalPrefect, settings: Settings, httpserver: HTTPServer
 ) -> None:
-    booking = committed_booking(settings)
+    httpserver.expect_request("/hook").respond_with_data("gone elsewhere", status=404)
+    booking = committed_booking(settings, httpserver.url_for("/hook"))
 
-    state = booking_post_commit(booking.event_id, "another-booking", return_state=True)
+    state = booking_post_commit(booking.event_id, booking.uid, return_state=True)
 
     assert state.is_failed()
+    steps = task_runs(state.state_details.flow_run_id)
+    (delivery,) = [run for name, run in steps.items() if name.startswith("deliver BOOKING_")]
+    assert delivery.state.is_failed()  # 404: permanent, not retried
+    assert len(httpserver.log) == 1
+    for other in ("schedule meeting triggers", "schedule reminders and no-show checks"):
+        assert steps[other].state.is_completed()
 
 
 def task_runs(flow_run_id):

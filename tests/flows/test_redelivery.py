@@ -17,7 +17,7 @@ from flows.deliver_due_work import deliver_due_work
 from flows.webhooks import booking_post_commit_webhooks
 from tests.factories import booking_request, make_event_type, make_subscription
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 CREATED = ["BOOKING_CREATED"]
 
 

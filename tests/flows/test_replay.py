@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 
 from booking.models import WebhookDelivery
 from booking.service import create_booking
-from deployments.cli import app
+from cli.main import app
 from flows.webhooks import booking_post_commit_webhooks
 from tests.factories import booking_request, make_event_type, make_subscription
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
 
 def test_a_delivered_message_is_sent_again_with_its_webhook_id(

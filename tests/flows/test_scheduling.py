@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 from booking.enums import BookingStatus, WorkStatus
 from booking.models import Attendee, Booking, ScheduledTrigger, WorkflowReminder
 from booking.service import create_booking
-from deployments.local import free_port
 from flows.deliver_due_work import deliver_due_work
 from flows.scheduling import booking_post_commit_scheduling
+from local.stack import free_port
 from tests.factories import (
     booking_request,
     make_event_type,
@@ -27,7 +27,7 @@ from tests.factories import (
     make_workflow,
 )
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 START = datetime(2031, 3, 14, 15, 0, tzinfo=UTC)  # booking_request's default start
 
 

@@ -35,7 +35,7 @@ from tests.factories import booking_request, make_event_type, make_subscription
 SECRET = "whk-secret-1"
 CREATED = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_REQUESTED"]
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
 
 def book(db: Session, event_type, **overrides):
@@ -452,7 +452,7 @@ def test_a_template_that_could_never_render_is_refused_when_saved(db: Session) -
 def test_misbehaving_subscribers_do_not_hold_up_a_healthy_one(
     db: Session, httpserver: HTTPServer
 ) -> None:
-    from deployments.local import free_port
+    from local.stack import free_port
     from tests.subscribers import DRIPPING_HEADERS, raw_subscriber
 
     event_type = make_event_type(db)

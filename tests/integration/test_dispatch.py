@@ -12,12 +12,12 @@ from sqlmodel import Session
 from booking.models import OutboxEvent
 from booking.service import create_booking
 from booking.settings import Settings
-from deployments.dispatch import PostCommitDispatcher
-from deployments.local import LocalPrefect
 from deployments.names import ARRANGEMENTS, idempotency_key
-from deployments.relay import relay_pending
+from handoff.dispatch import PostCommitDispatcher
+from handoff.relay import relay_pending
+from local.stack import LocalPrefect
 from tests.factories import booking_request, make_event_type
-from tests.integration.conftest import runs_of_booking
+from tests.helpers import runs_of_booking
 
 pytestmark = pytest.mark.integration
 
@@ -171,7 +171,7 @@ def test_the_relay_finishes_completed_runs_and_restarts_crashed_ones(
     from prefect.states import Completed, Crashed
 
     from booking.timeutil import utcnow
-    from deployments.relay import finish_dispatched
+    from handoff.relay import finish_dispatched
 
     settings = settings.model_copy(
         update={"prefect_api_url": deployed.api_url, "run_max_restarts": 1}

@@ -18,13 +18,12 @@ from standardwebhooks import Webhook
 from booking.db import make_engine, upgrade_schema
 from booking.service import create_booking
 from booking.settings import Settings
-from deployments.dispatch import PostCommitDispatcher
-from deployments.local import LocalPrefect, free_port
+from handoff.dispatch import PostCommitDispatcher
+from local.stack import LocalPrefect, free_port
 from tests.factories import booking_request, make_event_type, make_subscription
-from tests.integration.conftest import runs_of_booking
+from tests.helpers import TEST_SETTINGS, runs_of_booking
 
 pytestmark = pytest.mark.integration
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SECRET = "e2e-secret"
 
 
@@ -41,8 +40,8 @@ def stack(
         port=free_port(),
         database_url=prefect_database(),
         extra_env={
+            **TEST_SETTINGS,
             "BOOKING_DATABASE_URL": database_url,
-            "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             "PREFECT_WORKER_QUERY_SECONDS": "1",
         },
     )
@@ -59,7 +58,7 @@ def wait_final(client: SyncPrefectClient, uid: str, expected: int, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = runs_of_booking(client, uid)
-        if len(runs) == expected and all(r.state_type.value in FINAL for r in runs):
+        if len(runs) == expected and all(r.state and r.state.is_final() for r in runs):
             return runs
         time.sleep(1)
     raise AssertionError(f"runs of {uid} not finished: {[r.state_type for r in runs]}")

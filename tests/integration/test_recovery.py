@@ -2,7 +2,7 @@
 restarted by the outbox relay, and finished by a new worker. Each booking's webhook reaches
 the subscriber with one `webhook-id`; nothing is stored twice.
 
-Real parts throughout: a PostgreSQL-backed Prefect server, `python -m deployments.worker`
+Real parts throughout: a PostgreSQL-backed Prefect server, `python -m worker`
 (its whole process group SIGKILLed), the automations of deployments/automations.py.
 """
 
@@ -26,11 +26,11 @@ from booking.models import OutboxEvent, ScheduledTrigger
 from booking.service import create_booking
 from booking.settings import Settings
 from booking.timeutil import utcnow
-from deployments.dispatch import PostCommitDispatcher
-from deployments.local import LocalPrefect, free_port
-from deployments.relay import finish_dispatched
+from handoff.dispatch import PostCommitDispatcher
+from handoff.relay import finish_dispatched
+from local.stack import LocalPrefect, free_port
 from tests.factories import booking_request, make_event_type, make_subscription
-from tests.integration.conftest import runs_of_booking
+from tests.helpers import TEST_SETTINGS, runs_of_booking
 
 pytestmark = pytest.mark.integration
 BOOKINGS = 10
@@ -49,10 +49,12 @@ def stack(tmp_path, prefect_database) -> Iterator[tuple[LocalPrefect, str]]:
         port=free_port(),
         database_url=url,
         extra_env={
+            **TEST_SETTINGS,
             "BOOKING_DATABASE_URL": database_url,
-            "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "30",
             "BOOKING_RELAY_GRACE_SECONDS": "5",
+            # The shortest window Prefect's 30 s heartbeat allows, not the default 90 s.
+            "BOOKING_RUN_SILENCE_SECONDS": "45",
             "PREFECT_WORKER_QUERY_SECONDS": "1",
         },
     )

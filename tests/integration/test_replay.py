@@ -1,13 +1,16 @@
 """`booking replay --booking`: a new deployment run with the booking's tags, and its link."""
 
+import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
 from booking.service import create_booking
-from deployments.cli import app
-from deployments.local import LocalPrefect
+from cli.main import app
+from local.stack import LocalPrefect
 from tests.factories import booking_request, make_event_type
-from tests.integration.conftest import runs_of_booking
+from tests.helpers import runs_of_booking
+
+pytestmark = pytest.mark.integration
 
 
 def test_replaying_a_booking_starts_a_tagged_run_and_prints_its_link(

@@ -1,4 +1,4 @@
-"""How a worker starts flow runs: forked from its forkserver (`python -m deployments.worker`),
+"""How a worker starts flow runs: forked from its forkserver (`python -m worker`),
 or plainly when that is not possible. A real server, real workers, a real flow."""
 
 import os
@@ -16,13 +16,12 @@ from prefect.states import Cancelling
 from prefect.utilities.callables import parameter_schema
 
 from booking.settings import PROJECT_ROOT
-from deployments.local import LocalPrefect, free_port
 from deployments.names import WORK_POOL
+from local.stack import LocalPrefect, free_port
 from tests.integration.start_flows import probe
 
 pytestmark = pytest.mark.integration
 PLAIN_POOL = "booking-plain-start"
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def pool_job_variables() -> dict:
@@ -78,11 +77,11 @@ def start(client: SyncPrefectClient, pool: str = WORK_POOL, **parameters) -> UUI
     ).id
 
 
-def wait_for(client: SyncPrefectClient, run_id: UUID, states: set[str], timeout: float = 120):
+def wait_final(client: SyncPrefectClient, run_id: UUID, timeout: float = 120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = client.read_flow_run(run_id)
-        if run.state_type.value in states:
+        if run.state is not None and run.state.is_final():
             return run
         time.sleep(0.5)
     raise AssertionError(f"flow run still {run.state_type.value} after {timeout:.0f} s")
@@ -105,11 +104,11 @@ def test_a_forked_run_completes_and_its_output_reaches_the_worker(
 ) -> None:
     marker = f"probe-{uuid.uuid4().hex[:8]}"
 
-    run = wait_for(client, start(client, marker=marker), FINAL)
+    run = wait_final(client, start(client, marker=marker))
 
     assert run.state_type.value == "COMPLETED"
     (line,) = [x for x in worker_output(stack, "forking-worker").splitlines() if marker in x]
-    assert "deployments.forkserver" in line  # forked, not a new interpreter
+    assert "worker.forkserver" in line  # forked, not a new interpreter
 
 
 def test_a_cancelled_run_is_cancelled(
@@ -121,7 +120,7 @@ def test_a_cancelled_run_is_cancelled(
 
     client.set_flow_run_state(run_id, Cancelling(), force=True)
 
-    assert wait_for(client, run_id, FINAL).state_type.value == "CANCELLED"
+    assert wait_final(client, run_id).state_type.value == "CANCELLED"
     assert not Path(f"/proc/{pid}").exists()
 
 
@@ -132,7 +131,7 @@ def test_a_killed_run_ends_crashed(client: SyncPrefectClient, tmp_path: Path) ->
 
     os.kill(pid, signal.SIGKILL)
 
-    run = wait_for(client, run_id, FINAL)
+    run = wait_final(client, run_id)
     assert run.state_type.value == "CRASHED"
     assert "-9" in run.state.message  # reported as killed by SIGKILL, as a plain start would be
 
@@ -142,11 +141,11 @@ def test_a_worker_without_a_forkserver_starts_the_engine_plainly(
 ) -> None:
     marker = f"plain-{uuid.uuid4().hex[:8]}"
 
-    run = wait_for(client, start(client, PLAIN_POOL, marker=marker), FINAL)
+    run = wait_final(client, start(client, PLAIN_POOL, marker=marker))
 
     assert run.state_type.value == "COMPLETED"
     (line,) = [x for x in worker_output(stack, "plain-worker").splitlines() if marker in x]
-    assert "deployments.forkserver" not in line and "worker start" in line
+    assert "worker.forkserver" not in line and "worker start" in line
 
 
 def test_changed_code_is_started_plainly_and_then_by_a_fresh_forkserver(
@@ -157,19 +156,19 @@ def test_changed_code_is_started_plainly_and_then_by_a_fresh_forkserver(
     os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     try:
         first = f"changed-{uuid.uuid4().hex[:8]}"
-        assert wait_for(client, start(client, marker=first), FINAL).state_type.value == "COMPLETED"
+        assert wait_final(client, start(client, marker=first)).state_type.value == "COMPLETED"
     finally:
         os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     log = worker_output(stack, "forking-worker")
     assert "the project's code changed" in log
     (line,) = [x for x in log.splitlines() if first in x]
-    assert "deployments.forkserver" not in line
+    assert "worker.forkserver" not in line
 
     deadline = time.monotonic() + 60
     while True:  # the forkserver restarts once its running children are done
         second = f"fresh-{uuid.uuid4().hex[:8]}"
-        wait_for(client, start(client, marker=second), FINAL)
+        wait_final(client, start(client, marker=second))
         (line,) = [x for x in worker_output(stack, "forking-worker").splitlines() if second in x]
-        if "deployments.forkserver" in line or time.monotonic() > deadline:
+        if "worker.forkserver" in line or time.monotonic() > deadline:
             break
-    assert "deployments.forkserver" in line
+    assert "worker.forkserver" in line

@@ -6,7 +6,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from tasks.delivery.guard import RefusedURL
 from tasks.errors import PermanentError, TransientError
-from tasks.retry import JITTER_FACTOR, is_transient, step_policy
+from tasks.retry import JITTER_FACTOR, is_transient, step_policy, with_policy
 
 
 @pytest.mark.parametrize(
@@ -25,14 +25,28 @@ def test_only_transient_faults_are_retried(exc: Exception, transient: bool) -> N
     assert is_transient(exc) is transient
 
 
-def test_a_step_policy_doubles_the_configured_first_delay(configure) -> None:
+@task(name="a webhook step", **step_policy("webhook"))
+def webhook_step() -> None:
+    """A step of the webhook kind."""
+
+
+def test_a_step_gets_the_settings_in_force_when_its_run_starts(configure) -> None:
     configure(webhook_retries="4", webhook_retry_base_seconds="5")
+    four = with_policy(webhook_step)
+    configure(webhook_retries="2", webhook_retry_base_seconds="1")
+    two = with_policy(webhook_step)
 
-    policy = step_policy("webhook")
+    assert four.retries == 4 and four.retry_delay_seconds == [5, 10, 20, 40]
+    assert two.retries == 2 and two.retry_delay_seconds == [1, 2]
+    assert two.retry_jitter_factor == JITTER_FACTOR and two.name == webhook_step.name
 
-    assert policy["retries"] == 4
-    assert policy["retry_delay_seconds"](policy["retries"]) == [5, 10, 20, 40]
-    assert policy["retry_jitter_factor"] == JITTER_FACTOR
+
+def test_a_step_without_a_declared_kind_is_refused() -> None:
+    @task(name="undeclared")
+    def undeclared() -> None: ...
+
+    with pytest.raises(TypeError, match="undeclared"):
+        with_policy(undeclared)
 
 
 def test_prefect_jitters_the_retry_delays_of_a_step(prefect_server, configure) -> None:
@@ -48,7 +62,7 @@ def test_prefect_jitters_the_retry_delays_of_a_step(prefect_server, configure) -
 
     @flow
     def one_step() -> str:
-        return flaky.submit().result()
+        return with_policy(flaky).submit().result()
 
     state = one_step(return_state=True)
 

@@ -26,7 +26,8 @@ from sqlalchemy import Engine
 from booking import outbox
 from booking.db import session_scope
 from booking.settings import Settings
-from deployments.names import ARRANGEMENTS, DeploymentName, booking_tag, idempotency_key
+from deployments.names import ARRANGEMENTS, DeploymentName
+from handoff.runs import create_event_run
 
 logger = logging.getLogger(__name__)
 
@@ -214,12 +215,8 @@ class PostCommitDispatcher:
             for attempt in (1, 2):
                 deployment_id = await self._deployment_id(client, target)
                 try:
-                    run = await client.create_flow_run_from_deployment(
-                        deployment_id,
-                        parameters={"event_id": event_id, "booking_uid": booking_uid},
-                        idempotency_key=idempotency_key(event_id, target),
-                        name=f"{target.name}-{booking_uid}",
-                        tags=[booking_tag(booking_uid)],
+                    run = await create_event_run(
+                        client, deployment_id, target, event_id=event_id, booking_uid=booking_uid
                     )
                     return str(run.id)
                 except ObjectNotFound:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from booking import outbox
 from booking.settings import Settings
 from booking.timeutil import utcnow
-from deployments.dispatch import PostCommitDispatcher
+from handoff.dispatch import PostCommitDispatcher
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient

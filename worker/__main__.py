@@ -1,10 +1,10 @@
 """Start a Prefect worker with a warm forkserver beside it: the one command per worker host.
 
-    python -m deployments.worker [--pool booking-pool] [any `prefect worker start` option]
+    python -m worker [--pool booking-pool] [any `prefect worker start` option]
 
-Starts `python -m deployments.forkserver` (Prefect and the flows imported once), then becomes
+Starts `python -m worker.forkserver` (Prefect and the flows imported once), then becomes
 `prefect worker start --pool ...` itself, with the forkserver's socket in its environment.
-The work pool's `command` (`python -m deployments.launch`) then forks each flow run from the
+The work pool's `command` (`python -m worker.launch`) then forks each flow run from the
 forkserver instead of starting a new interpreter, and falls back to a plain start when it is
 not running. The forkserver stops when this worker stops.
 """
@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from deployments.launch import SOCKET_ENV
 from deployments.names import WORK_POOL
+from worker.launch import SOCKET_ENV
 
 READY_TIMEOUT_SECONDS = 60
 # Runs send a heartbeat this often; the "crash silent runs" automation (deployments/
@@ -36,7 +36,7 @@ def main() -> None:
     # The forkserver's parent is this process, which becomes the worker: when the worker
     # exits, the forkserver notices its new parent and stops.
     forkserver = subprocess.Popen(
-        [sys.executable, "-m", "deployments.forkserver", "--socket", str(socket_path)], env=env
+        [sys.executable, "-m", "worker.forkserver", "--socket", str(socket_path)], env=env
     )
     # Let it finish its imports first, so the first runs are forked too (a run that finds no
     # forkserver still starts, plainly).

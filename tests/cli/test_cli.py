@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from booking.models import WebhookDelivery, WebhookSubscription
 from booking.service import create_booking
 from booking.timeutil import utcnow
-from deployments.cli import app
+from cli.main import app
 from tasks.delivery.signing import signed_headers
 from tests.factories import booking_request, make_event_type
 

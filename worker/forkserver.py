@@ -1,10 +1,10 @@
 """A warm parent that forks flow-run engines, so a run does not pay for a new interpreter.
 
-    python -m deployments.forkserver --socket PATH
+    python -m worker.forkserver --socket PATH
 
 A process worker starts a new Python per flow run, and importing Prefect and the flows costs
 seconds of CPU each time. This process imports them once and then waits on a Unix socket.
-`deployments/launch.py`, which the worker runs in place of `python -m prefect.engine`, sends
+`worker/launch.py`, which the worker runs in place of `python -m prefect.engine`, sends
 it the run's working directory, environment and standard streams; the forkserver forks, and
 the child becomes the engine for that run (`python -m prefect.engine`, run in place), writing
 to the worker's own pipes. The pattern is gunicorn's preload and Python's forkserver.
@@ -16,10 +16,11 @@ Rules it keeps:
   a signal to the worker's whole group (Ctrl-C, a supervisor's kill) reaches the runs too.
   Cancellation (SIGTERM to the launcher) is forwarded, and a child whose launcher dies is
   killed, so a run is never left without someone to report its end;
-- a fresh parent when the deployed code changes: a request finds the code or the settings
-  changed since start-up, is answered "start plainly", and the forkserver execs itself anew as
-  soon as its running children are done;
-- it exits when the worker that started it is gone (`python -m deployments.worker`).
+- a fresh parent when the deployed code changes: a request finds the code changed since
+  start-up, is answered "start plainly", and the forkserver execs itself anew as soon as its
+  running children are done. Settings need no such care: each child reads its run's
+  environment, and steps take their retry policy when the run starts;
+- it exits when the worker that started it is gone (`python -m worker`).
 """
 
 import argparse
@@ -38,13 +39,14 @@ from pathlib import Path
 
 from booking.settings import PROJECT_ROOT
 
-CODE_DIRS = ("booking", "deployments", "flows", "tasks")
+CODE_DIRS = ("booking", "deployments", "flows", "handoff", "tasks")
 # Modules a flow run needs; importing them here is the point of the forkserver.
 PRELOAD = (
     "flows.deliver_due_work",
     "flows.integrations",
     "flows.outbox_relay",
     "flows.post_commit",
+    "flows.replay_message",
     "flows.scheduling",
     "flows.webhooks",
     "babel.dates",
@@ -88,17 +90,6 @@ def code_fingerprint(root: Path = PROJECT_ROOT) -> str:
     return digest.hexdigest()
 
 
-def settings_of(env: dict[str, str]) -> dict[str, str]:
-    """The project's settings in an environment (`BOOKING_*`): steps read some of them when
-    they are imported (their retry policy), so a run with other values needs fresh imports.
-    Prefect's own settings and logging are re-read in each child from its environment."""
-    return {
-        key: value
-        for key, value in env.items()
-        if key.startswith("BOOKING_") and not key.startswith("BOOKING__")
-    }
-
-
 def logging_settings(env: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in env.items() if key.startswith("PREFECT_LOGGING_")}
 
@@ -107,7 +98,6 @@ class Forkserver:
     def __init__(self, path: str):
         self.path = path
         self.fingerprint = code_fingerprint()
-        self.settings = settings_of(dict(os.environ))
         self.parent = os.getppid()
         self.children: dict[int, socket.socket] = {}  # child pid -> its launcher's connection
         self.restart = False
@@ -186,13 +176,6 @@ class Forkserver:
         if code_fingerprint() != self.fingerprint:
             self.restart = True
             return "the project's code changed since the forkserver started; it restarts"
-        changed = sorted(
-            key
-            for key in set(self.settings) | set(settings_of(request.env))
-            if self.settings.get(key) != request.env.get(key)
-        )
-        if changed:
-            return f"this run's settings differ from the forkserver's: {', '.join(changed)}"
         if threading.active_count() != 1:
             return "the forkserver has threads running; forking now would not be safe"
         return None
@@ -343,7 +326,7 @@ def main() -> None:
         return
     if server.restart and not server.stopping:
         _say("code changed: restarting with fresh imports")
-        os.execv(sys.executable, [sys.executable, "-m", "deployments.forkserver", *sys.argv[1:]])
+        os.execv(sys.executable, [sys.executable, "-m", "worker.forkserver", *sys.argv[1:]])
     _say("stopped")
 
 

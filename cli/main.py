@@ -14,8 +14,7 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from booking.db import engine_for, upgrade_schema
-from booking.settings import get_settings
+from booking.db import configured_engine, upgrade_schema
 
 app = typer.Typer(
     help=__doc__.split("\n\n")[0].removeprefix("`booking`: "),
@@ -50,9 +49,9 @@ def fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def session() -> Iterator[Session]:
-    from deployments.admin import AdminError
+    from cli.admin import AdminError
 
-    with Session(engine_for(get_settings().database_url), expire_on_commit=False) as db:
+    with Session(configured_engine(), expire_on_commit=False) as db:
         try:
             yield db
         except AdminError as exc:
@@ -65,7 +64,7 @@ def session() -> Iterator[Session]:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the bookings database to the newest schema (safe to run on every deploy)."""
-    upgrade_schema(engine_for(get_settings().database_url))
+    upgrade_schema(configured_engine())
     typer.echo("bookings database is at the newest schema")
 
 
@@ -81,11 +80,12 @@ def users_add(
     locale: Annotated[str, typer.Option(help="Language of messages, e.g. de.")] = "en",
 ) -> None:
     """Add a host. Prints its id."""
-    from deployments.admin import add_user
+    from cli.admin import add_user
 
     with session() as db:
-        user = add_user(db, name=name, email=email, username=username, time_zone=time_zone,
-                        locale=locale)  # fmt: skip
+        user = add_user(
+            db, name=name, email=email, username=username, time_zone=time_zone, locale=locale
+        )
         typer.echo(f"user {user.id}")
 
 
@@ -99,7 +99,7 @@ def event_types_add(
     location: Annotated[str | None, typer.Option(help="Default location.")] = None,
 ) -> None:
     """Add an event type. Prints its id."""
-    from deployments.admin import add_event_type
+    from cli.admin import add_event_type
 
     with session() as db:
         event_type = add_event_type(
@@ -120,7 +120,7 @@ def devices_add(
     token: Annotated[str, typer.Option(help="The device's push token.")],
 ) -> None:
     """Register a host's device for push notifications."""
-    from deployments.admin import add_device
+    from cli.admin import add_device
 
     with session() as db:
         typer.echo(f"device {add_device(db, user_id=user, token=token).id}")
@@ -149,7 +149,7 @@ def subscriptions_add(
 ) -> None:
     """Subscribe a URL to triggers at one scope. Prints its id and its new whsec_ secret,
     once: keep the secret, subscribers verify signatures with it."""
-    from deployments.admin import add_subscription
+    from cli.admin import add_subscription
 
     with session() as db:
         subscription, secret = add_subscription(
@@ -168,7 +168,7 @@ def subscriptions_add(
 @subs_app.command("list")
 def subscriptions_list() -> None:
     """Every subscription: id, state, scope, triggers and host (never its secret)."""
-    from deployments.admin import subscriptions
+    from cli.admin import subscriptions
     from tasks.delivery.message import url_host
 
     with session() as db:
@@ -188,7 +188,7 @@ def subscriptions_list() -> None:
 @subs_app.command("disable")
 def subscriptions_disable(subscription: Annotated[int, typer.Argument(help="Its id.")]) -> None:
     """Stop deliveries to a subscription (messages are not queued while disabled)."""
-    from deployments.admin import set_active
+    from cli.admin import set_active
 
     with session() as db:
         set_active(db, subscription, active=False)
@@ -198,7 +198,7 @@ def subscriptions_disable(subscription: Annotated[int, typer.Argument(help="Its 
 @subs_app.command("enable")
 def subscriptions_enable(subscription: Annotated[int, typer.Argument(help="Its id.")]) -> None:
     """Deliver to a subscription again (also one deactivated after 410 or days of failures)."""
-    from deployments.admin import set_active
+    from cli.admin import set_active
 
     with session() as db:
         set_active(db, subscription, active=True)
@@ -210,7 +210,7 @@ def subscriptions_rotate_secret(
     subscription: Annotated[int, typer.Argument(help="Its id.")],
 ) -> None:
     """Give a subscription a new whsec_ secret, used from its next delivery. Prints it once."""
-    from deployments.admin import rotate_secret
+    from cli.admin import rotate_secret
 
     with session() as db:
         typer.echo(f"secret {rotate_secret(db, subscription)}")
@@ -230,7 +230,7 @@ def deliveries_list(
 ) -> None:
     """One line per message: webhook-id, trigger, booking, subscription, attempts, last
     status (or error) and time of the last attempt. Newest first."""
-    from deployments.admin import deliveries
+    from cli.admin import deliveries
 
     if since is not None and since.tzinfo is None:
         from datetime import UTC
@@ -263,7 +263,9 @@ def replay(
     was done is not done twice), or send one webhook message again with its webhook-id."""
     if (booking is None) == (message is None):
         fail("give --booking UID or --message WEBHOOK_ID")
-    from deployments.replay import ReplayError, find_message, replay_booking, replay_message
+    from cli.replay import ReplayError, replay_booking
+    from flows.replay_message import replay_message
+    from tasks.delivery.resend import MessageNotFound, find_message
 
     with session() as db:
         try:
@@ -273,16 +275,16 @@ def replay(
                 return
             find_message(db, message)  # an unknown id is bad input, not a failed run
             found = replay_message(message, return_state=True)
-        except ReplayError as exc:
+        except (ReplayError, MessageNotFound) as exc:
             fail(str(exc))
         except Exception as exc:  # the Prefect API unreachable, a deployment missing
             fail(f"{type(exc).__name__}: {exc}"[:300], code=1)
     if found.is_failed():
         cause = found.result(raise_on_failure=False)
-        fail(str(cause) if isinstance(cause, ReplayError) else f"not sent: {found.message}", 1)
+        fail(str(cause) if isinstance(cause, MessageNotFound) else f"not sent: {found.message}", 1)
     report = found.result()
-    typer.echo(f"message {message}: {report.outcome}" + (
-        f", HTTP {report.status_code}" if report.status_code else ""))  # fmt: skip
+    status = f", HTTP {report.status_code}" if report.status_code else ""
+    typer.echo(f"message {message}: {report.outcome}{status}")
 
 
 # -- outbox -----------------------------------------------------------------------------------
@@ -292,7 +294,7 @@ def replay(
 def outbox_status() -> None:
     """Counts of pending (runs not yet created), running and not completed events, and the
     oldest pending one."""
-    from deployments.admin import outbox_status as status
+    from cli.admin import outbox_status as status
 
     with session() as db:
         counts = status(db)
@@ -311,7 +313,7 @@ def outbox_list(
 ) -> None:
     """Events whose post-commit work is not known done (or only the pending ones): event id,
     booking uid, created, dispatch attempts, outcome or last error."""
-    from deployments.admin import outbox_events
+    from cli.admin import outbox_events
 
     with session() as db:
         for event in outbox_events(db, pending_only=pending):

@@ -1,5 +1,5 @@
 """What the operators' command line does, as functions on a session (the `booking` command
-in deployments/cli.py prints their results; the main job seeds its demo with them).
+in cli/main.py prints their results; the main job seeds its demo with them).
 
 Bad input raises `AdminError` with one clear message and writes nothing. Secrets are
 returned to the caller, never logged.
@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy import func
@@ -29,6 +28,7 @@ from booking.models import (
 )
 from booking.templates import InvalidTemplate
 from booking.timeutil import check_time_zone
+from tasks.delivery.guard import RefusedURL, check_scheme
 from tasks.delivery.signing import InvalidSecret, new_secret, signing_key
 
 Row = TypeVar("Row")
@@ -152,9 +152,10 @@ def add_subscription(
 ) -> tuple[WebhookSubscription, str]:
     """A new active subscription at exactly one scope; returns it with its secret (a new
     `whsec_` one unless given), which is shown once."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AdminError("the URL must be an absolute http(s) URL")
+    try:
+        check_scheme(url)
+    except RefusedURL as exc:
+        raise AdminError(str(exc)) from None
     scopes = {"user": user_id, "event type": event_type_id, "team": team_id}
     chosen = {name: value for name, value in scopes.items() if value is not None}
     if len(chosen) != 1:
@@ -291,10 +292,7 @@ def outbox_status(session: Session) -> OutboxStatus:
         running=count(
             col(OutboxEvent.dispatched_at).is_not(None), col(OutboxEvent.finished_at).is_(None)
         ),
-        not_completed=count(
-            col(OutboxEvent.finished_at).is_not(None),
-            col(OutboxEvent.outcome).not_in([outbox.COMPLETED, outbox.NOT_TRACKED]),
-        ),
+        not_completed=count(outbox.not_done()),
         oldest_pending=session.exec(
             select(func.min(OutboxEvent.created_at)).where(col(OutboxEvent.dispatched_at).is_(None))
         ).one(),

@@ -14,12 +14,13 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
 from booking.settings import PROJECT_ROOT
-from deployments.names import PROVIDER_LIMITS, WORK_POOL
+from deployments.names import WORK_POOL
 
 
 class LocalStackError(RuntimeError):
@@ -75,7 +76,7 @@ class LocalPrefect:
     def env(self) -> dict[str, str]:
         """The environment every Prefect command and flow run of this stack sees."""
         env = dict(os.environ)
-        # Flow runs start as `python -m prefect.engine` (prefect.yaml): this interpreter.
+        # Flow runs start as `python -m worker.launch` (prefect.yaml): this interpreter.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.update(
             PREFECT_HOME=str(self.home),
@@ -141,11 +142,20 @@ class LocalPrefect:
     def deploy_all(self, project_dir: Path = PROJECT_ROOT) -> None:
         """Create the process work pool, the providers' concurrency limits and every
         deployment in prefect.yaml."""
+        from prefect.client.orchestration import SyncPrefectClient
+
+        from booking.settings import Settings
+        from deployments.automations import ensure_automations, ensure_provider_limits
+
         self.run("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
-        for tag, limit in PROVIDER_LIMITS.items():
-            self.run("concurrency-limit", "create", tag, str(limit))
         self.run("--no-prompt", "deploy", "--all", cwd=project_dir)
-        self.python("-m", "deployments.automations")
+        # The automations' window is the one this stack's workers and relay are told.
+        silence = self.env().get("BOOKING_RUN_SILENCE_SECONDS") or (
+            Settings.model_fields["run_silence_seconds"].default
+        )
+        with SyncPrefectClient(self.api_url) as client:
+            ensure_provider_limits(client)
+            ensure_automations(client, timedelta(seconds=int(silence)))
 
     def start_worker(
         self,
@@ -154,11 +164,11 @@ class LocalPrefect:
         pool: str = WORK_POOL,
         forkserver: bool = True,
     ) -> subprocess.Popen[bytes]:
-        """A worker on the pool, as the README starts one: `python -m deployments.worker`
+        """A worker on the pool, as the README starts one: `python -m worker`
         (with its forkserver), or plain `prefect worker start`. Output goes to
         `log_path(name)`."""
         if forkserver:
-            return self._spawn(name, "deployments.worker", "--pool", pool, *extra_args)
+            return self._spawn(name, "worker", "--pool", pool, *extra_args)
         return self._spawn(name, "prefect", "worker", "start", "--pool", pool, *extra_args)
 
     def stop_process(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

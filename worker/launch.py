@@ -1,9 +1,9 @@
 """Start one flow run: fork it from the worker host's warm forkserver, or start it plainly.
 
-The work pool's `command` job variable runs this (`python -m deployments.launch`) instead of
+The work pool's `command` job variable runs this (`python -m worker.launch`) instead of
 `python -m prefect.engine`. It imports only the standard library, because it starts once per
 flow run. It hands its working directory, environment and standard streams to the forkserver
-(`deployments/forkserver.py`), which forks an engine that has Prefect and the flows imported
+(`worker/forkserver.py`), which forks an engine that has Prefect and the flows imported
 already. From then on it stands in for that engine towards the worker: it forwards the
 worker's signals (cancellation, shutdown) to it and exits as it exits, with its exit code, or
 by the same signal if it was killed, so the worker reports a killed run as Crashed.
@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 
-# Set by `python -m deployments.worker` for the worker, which passes it on to each run.
+# Set by `python -m worker` for the worker, which passes it on to each run.
 SOCKET_ENV = "BOOKING__FORKSERVER_SOCKET"
 # The run is in the worker's process group, so a signal to the group reaches it directly;
 # what is sent to this launcher alone (the worker cancelling a run) is passed on.

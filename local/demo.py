@@ -1,6 +1,6 @@
 """The main job on embedded defaults: a local Prefect server, worker and a few bookings.
 
-    python -m deployments.demo [--port 4200] [--mode bundled|per-concern]
+    python -m local.demo [--port 4200] [--mode bundled|per-concern]
 
 Everything lives under ./data/demo (bookings in SQLite, Prefect's own SQLite database and logs),
 so a second start reuses the server's history. Ctrl-C stops the worker and the server.
@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+from prefect.client.schemas.objects import TERMINAL_STATES
 from sqlmodel import Session, select
 
 from booking.db import make_engine, upgrade_schema
@@ -28,15 +29,14 @@ from booking.models import (
 )
 from booking.service import create_booking
 from booking.settings import DATA_DIR, Settings
-from deployments import admin
-from deployments.demo_subscriber import DemoSubscriber
-from deployments.dispatch import PostCommitDispatcher
-from deployments.local import LocalPrefect, LocalStackError
-from deployments.relay import finish_dispatched, relay_pending
+from cli import admin
+from handoff.dispatch import PostCommitDispatcher
+from handoff.relay import finish_dispatched, relay_pending
+from local.stack import LocalPrefect, LocalStackError
+from local.subscriber import DemoSubscriber
 
 logger = logging.getLogger("booking.demo")
-PROJECT_LOGGERS = ("booking", "deployments")
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+PROJECT_LOGGERS = ("booking", "cli", "deployments", "handoff", "local")
 DEMO_TRIGGERS = [
     "BOOKING_CREATED",
     "BOOKING_RESCHEDULED",
@@ -155,15 +155,15 @@ def wait_for_runs(stack: LocalPrefect, session: Session, event_ids: list[str | N
                 session.refresh(event)
                 for name, run_id in event.flow_run_ids.items():
                     run = client.read_flow_run(run_id)
-                    states[(event.booking_uid, name, run.name)] = run.state_type.value
-            done = states and all(s in FINAL for s in states.values())
+                    states[(event.booking_uid, name, run.name)] = run.state_type
+            done = states and all(s in TERMINAL_STATES for s in states.values())
             if done or time.monotonic() > deadline:
                 break
-            waiting = sum(s not in FINAL for s in states.values())
+            waiting = sum(s not in TERMINAL_STATES for s in states.values())
             logger.info("waiting for %d of %d flow runs ...", waiting, len(states))
             time.sleep(3)
     for (uid, deployment, run_name), state in sorted(states.items()):
-        logger.info("  booking %s  %-13s %-40s %s", uid, deployment, run_name, state)
+        logger.info("  booking %s  %-13s %-40s %s", uid, deployment, run_name, state.value)
 
 
 def seed(session: Session, subscriber: DemoSubscriber) -> tuple[EventType, EventType]:

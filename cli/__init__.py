@@ -1,0 +1,1 @@
+"""The operators' command line: the `booking` command and the functions behind it."""

@@ -1,0 +1,68 @@
+"""Replaying a booking: its post-commit work as a new deployment run on its latest outbox
+event, tagged like every run of the booking (`booking:<uid>`) and `replay`. Its steps are
+idempotent: what was done is not done twice (a delivered webhook is not sent again), what
+was not is done now. To send a delivered message again, replay the message
+(`flows/replay_message.py`).
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from booking.models import OutboxEvent
+from deployments.names import (
+    INTEGRATIONS,
+    POST_COMMIT,
+    SCHEDULING,
+    WEBHOOKS,
+    DeploymentName,
+)
+from handoff.runs import create_event_run
+
+CONCERNS: dict[str, DeploymentName] = {
+    "all": POST_COMMIT,
+    "webhooks": WEBHOOKS,
+    "integrations": INTEGRATIONS,
+    "scheduling": SCHEDULING,
+}
+
+
+class ReplayError(LookupError):
+    """Nothing to replay as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReplayedRun:
+    flow_run_id: str
+    name: str
+    url: str
+
+
+def replay_booking(session: Session, booking_uid: str, concern: str = "all") -> ReplayedRun:
+    """Start a new run of the concern's deployment for the booking's latest outbox event."""
+    from prefect.settings import PREFECT_UI_URL
+
+    target = CONCERNS.get(concern)
+    if target is None:
+        raise ReplayError(f"concern is one of {', '.join(CONCERNS)}")
+    event = session.exec(
+        select(OutboxEvent)
+        .where(OutboxEvent.booking_uid == booking_uid)
+        .order_by(col(OutboxEvent.created_at).desc())
+    ).first()
+    if event is None:
+        raise ReplayError("no booking with this uid has post-commit work")
+    run = asyncio.run(_start(target, event.id, booking_uid))
+    ui = PREFECT_UI_URL.value() or ""
+    return ReplayedRun(str(run.id), run.name, f"{ui}/runs/flow-run/{run.id}")
+
+
+async def _start(target: DeploymentName, event_id: str, booking_uid: str):
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(target.full_name)
+        return await create_event_run(
+            client, deployment.id, target, event_id=event_id, booking_uid=booking_uid, replay=True
+        )

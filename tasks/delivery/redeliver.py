@@ -1,0 +1,77 @@
+"""Long-horizon redelivery: a message whose in-task retries all failed is sent again by the
+due-work sweep, with its original `webhook-id` and body, on the long backoff of
+`webhook_redelivery_delays_seconds`; then it stays FAILED with its history. A subscription
+whose every delivery failed for `webhook_disable_after_hours` is deactivated."""
+
+from datetime import datetime, timedelta
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from booking.db import transaction
+from booking.models import WebhookRedelivery
+from booking.settings import get_settings
+from booking.timeutil import utcnow
+from tasks.delivery import store
+from tasks.delivery.message import WebhookMessage
+from tasks.delivery.send import send_webhook
+from tasks.duework import Delivered, Outcome, settle
+from tasks.retry import is_transient
+
+
+def redelivery_attempt_no(in_task_retries: int, redeliveries_before: int) -> int:
+    """The delivery log's number of this attempt: after the first attempt, its in-task
+    retries and the redeliveries before this one."""
+    return 1 + in_task_retries + redeliveries_before + 1
+
+
+@task(
+    name="redeliver webhook",
+    task_run_name="redeliver webhook #{redelivery_id}",
+    tags=["webhooks"],
+    cache_policy=NO_CACHE,
+)
+def redeliver_webhook(redelivery_id: int, now: datetime) -> Outcome:
+    """Send again a message whose in-task retries failed, with its original `webhook-id`
+    and body, on the long backoff of `webhook_redelivery_delays_seconds`."""
+    delays = get_settings().webhook_redelivery_delays_seconds
+
+    def schedule(attempts: int) -> datetime | None:
+        return now + timedelta(seconds=delays[attempts]) if attempts < len(delays) else None
+
+    return settle(WebhookRedelivery, redelivery_id, _redeliver, schedule)
+
+
+def _redeliver(redelivery_id: int) -> Delivered:
+    with transaction() as session:
+        row = session.get_one(WebhookRedelivery, redelivery_id)
+        message = WebhookMessage.model_validate(row.message)
+        attempt_no = redelivery_attempt_no(get_settings().webhook_retries, row.attempts)
+    try:
+        report = send_webhook(message, attempt_no=attempt_no)
+    except Exception as exc:
+        if is_transient(exc):
+            _deactivate_if_failing_too_long(message)
+        raise
+    return ("sent", None) if report.sent else ("skipped", f"subscription {report.outcome}")
+
+
+def _deactivate_if_failing_too_long(message: WebhookMessage) -> None:
+    """A subscription whose every delivery failed for `webhook_disable_after_hours` is
+    deactivated with the reason recorded; its pending redeliveries are then skipped."""
+    hours = get_settings().webhook_disable_after_hours
+    with transaction() as session:
+        since = store.failing_since(session, message.subscription_id)
+        if since is None or utcnow() - since < timedelta(hours=hours):
+            return
+        store.deactivate(
+            session,
+            message.subscription_id,
+            f"every delivery failed since {since:%Y-%m-%d %H:%M} UTC ({hours:g} h)",
+        )
+    get_run_logger().warning(
+        "%s failed every delivery for %g hours: subscription #%s deactivated",
+        message.host,
+        hours,
+        message.subscription_id,
+    )

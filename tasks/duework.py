@@ -1,0 +1,147 @@
+"""What every kind of due work shares: the sweep's claim, recording how one row ended, and
+the sweep's summary.
+
+Rows are claimed with a lease, so two overlapping sweeps never deliver one row. A delivered
+row ends SENT, a row with nothing left to do ends SKIPPED with its reason, and a failed one
+goes back to PENDING for a later sweep until its schedule gives up, then stays FAILED with
+its last error.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import Session, col
+
+from booking.claims import claim
+from booking.db import transaction
+from booking.enums import BookingStatus, WorkStatus
+from booking.models import Booking, ScheduledTrigger, WebhookRedelivery, WorkflowReminder
+from booking.models.work import DueWork
+from booking.settings import get_settings
+from booking.timeutil import utcnow
+
+Outcome = Literal["sent", "skipped"]
+Ending = Literal["sent", "skipped", "failed"]
+# What delivering one row came to: how it ended, and why (a skip's reason), or None.
+Delivered = tuple[Outcome, str | None]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Ids of the rows one sweep leased."""
+
+    triggers: list[int]
+    reminders: list[int]
+    redeliveries: list[int]
+
+
+@task(name="claim due work", cache_policy=NO_CACHE)
+def claim_due(now: datetime) -> Claimed:
+    """Lease the due webhook triggers, reminders and redeliveries this sweep will deliver."""
+    settings = get_settings()
+    lease = now + timedelta(seconds=settings.due_lease_seconds)
+
+    def due(session: Session, model: type[DueWork]) -> list[int]:
+        return claim(
+            session,
+            model,
+            conditions=(
+                col(model.status) == WorkStatus.PENDING,
+                col(model.due_at) <= now,
+            ),
+            order_by=model.due_at,
+            limit=settings.due_batch_size,
+            now=now,
+            lease_until=lease,
+        )
+
+    with transaction() as session:
+        return Claimed(
+            triggers=due(session, ScheduledTrigger),
+            reminders=due(session, WorkflowReminder),
+            redeliveries=due(session, WebhookRedelivery),
+        )
+
+
+# After `attempts` failed sweeps: when to try again (not before the row's due time), or None
+# to leave the row FAILED.
+Schedule = Callable[[int], datetime | None]
+ANY_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def next_sweep(attempts: int) -> datetime | None:
+    """Due work is tried by the next sweeps (its due time kept), `due_max_attempts` times."""
+    return ANY_TIME if attempts < get_settings().due_max_attempts else None
+
+
+def _finish(
+    model: type[DueWork],
+    row_id: int,
+    ending: Ending,
+    detail: str | None = None,
+    schedule: Schedule = next_sweep,
+) -> None:
+    with transaction() as session:
+        row = session.get_one(model, row_id)
+        row.claimed_until = None
+        match ending:
+            case "sent":
+                row.status, row.sent_at = WorkStatus.SENT, utcnow()
+            case "skipped":
+                row.status, row.skip_reason = WorkStatus.SKIPPED, detail
+            case "failed":
+                row.attempts += 1
+                row.last_error = (detail or "")[:500]
+                retry_at = schedule(row.attempts)
+                if retry_at is None:
+                    row.status = WorkStatus.FAILED
+                else:
+                    row.status, row.due_at = WorkStatus.PENDING, max(row.due_at, retry_at)
+        session.add(row)
+
+
+def settle(
+    model: type[DueWork],
+    row_id: int,
+    deliver: Callable[[int], Delivered],
+    schedule: Schedule = next_sweep,
+) -> Outcome:
+    """Deliver one row and record how it ended; a failure is recorded, then re-raised so
+    the task run shows it."""
+    try:
+        outcome, detail = deliver(row_id)
+    except Exception as exc:
+        _finish(model, row_id, "failed", f"{type(exc).__name__}: {exc}", schedule)
+        raise
+    _finish(model, row_id, outcome, detail, schedule)
+    return outcome
+
+
+def closed_reason(booking: Booking | None) -> str | None:
+    """Why a booking's due work is no longer to be done, or None while it is ACCEPTED."""
+    if booking is None:
+        return "booking no longer exists"
+    if booking.status != BookingStatus.ACCEPTED:
+        return f"booking is {booking.status.value}"
+    return None
+
+
+@task(name="summarise sweep", cache_policy=NO_CACHE)
+def summarise_sweep(now: datetime, outcomes: list[Outcome | BaseException]) -> dict[str, int]:
+    """A table in the UI of what this sweep claimed, sent, skipped and failed."""
+    counts = {
+        "claimed": len(outcomes),
+        "sent": outcomes.count("sent"),
+        "skipped": outcomes.count("skipped"),
+        "failed": sum(isinstance(outcome, BaseException) for outcome in outcomes),
+    }
+    create_table_artifact(
+        key="deliver-due-work", table=[counts], description=f"Due work as of {now.isoformat()}"
+    )
+    get_run_logger().info(", ".join(f"{n} {k}" for k, n in counts.items()))
+    return counts
