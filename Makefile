@@ -1,5 +1,6 @@
 # make run: set up and run the main job (local Prefect server + worker + demo bookings)
-# make test: set up and run the whole test suite (SQLite, and PostgreSQL when reachable)
+# make test: set up and run the whole test suite (SQLite, and PostgreSQL when reachable), on
+# two pytest-xdist workers, a test module per worker at a time
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -19,7 +20,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest $(PYTEST_ARGS)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) data

@@ -106,6 +106,17 @@ def test_a_killed_worker_loses_nothing(
             ]
 
     assert subscriber.first.wait(120), "no delivery started"
+    # Kill mid-run: once every run has started (a run the worker took but never started is
+    # the relay's Pending case, restarted on its five-minute schedule, not this test's).
+    with SyncPrefectClient(prefect.api_url) as client:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = [run for uid in uids for run in runs_of_booking(client, uid)]
+            if len(runs) == BOOKINGS and not any(
+                r.state.is_scheduled() or r.state.is_pending() for r in runs
+            ):
+                break
+            time.sleep(0.2)
     os.killpg(worker.pid, signal.SIGKILL)  # the worker, its forkserver and every run
     worker.wait()
     killed_at = time.monotonic()
