@@ -6,32 +6,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from booking.db import make_engine, upgrade_schema
 from local import postgres
-from tests.helpers import TEST_SETTINGS
+from tests.helpers import PG_DSN, TEST_SETTINGS, SharedServer, pg_reachable, run_temp
 
 if TYPE_CHECKING:
     from booking.settings import Settings
     from local.stack import LocalPrefect
-
-# CI sets CI=true: there the PostgreSQL tests must run, never skip.
-PG_DSN = os.environ.get("BOOKING_TEST_POSTGRES_DSN", postgres.DEFAULT_DSN)
-REQUIRE_PG = os.environ.get("CI", "").lower() == "true"
-
-
-def _pg_reachable() -> bool:
-    try:
-        postgres.admin(PG_DSN).close()
-    except psycopg.OperationalError:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable ({PG_DSN})")
-        return False
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +30,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
-    if not _pg_reachable():
+    if not pg_reachable():
         pytest.skip("PostgreSQL not reachable")
     name = postgres.create_database("booking_template", dsn=PG_DSN)
     engine = make_engine(postgres.url(PG_DSN, name))
@@ -120,7 +105,7 @@ def prefect_database() -> Iterator[Callable[[], str | None]]:
     def new() -> str | None:
         if url := os.environ.get("BOOKING_TEST_PREFECT_DATABASE_URL"):
             return url
-        if not _pg_reachable():
+        if not pg_reachable():
             return None
         made.append(postgres.create_database("prefect_test", dsn=PG_DSN, prefect=True))
         return postgres.url(PG_DSN, made[-1], driver="asyncpg")
@@ -131,32 +116,31 @@ def prefect_database() -> Iterator[Callable[[], str | None]]:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(
-    tmp_path_factory: pytest.TempPathFactory, prefect_database: Callable[[], str | None]
-) -> Iterator["LocalPrefect"]:
-    """A real Prefect server for this test session; flows called in tests report to it."""
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalPrefect"]:
+    """A real Prefect server, one for the whole test run: the xdist workers share it (the
+    first to need it starts it, the last to finish stops it). Flows called in tests report
+    to it; every test uses names of its own, so they do not see each other's work."""
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from local.stack import LocalPrefect, free_port
-
-    stack = LocalPrefect(
-        home=tmp_path_factory.mktemp("prefect"),
-        port=free_port(),
-        database_url=prefect_database(),
-    )
-    stack.start()
-    try:
-        with temporary_settings({PREFECT_API_URL: stack.api_url}):
-            yield stack
-            APILogWorker.drain_all(timeout=5)  # send the last logs while the server runs
-    finally:
-        stack.stop()
+    with (
+        SharedServer(run_temp(tmp_path_factory)) as stack,
+        temporary_settings({PREFECT_API_URL: stack.api_url}),
+    ):
+        yield stack
+        APILogWorker.drain_all(timeout=5)  # send the last logs while the server runs
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that talks to a Prefect server is an integration test, wherever it lives, so
-    `-m "not integration"` runs exactly the tests that need none."""
+    `-m "not integration"` runs exactly the tests that need none.
+
+    The slowest modules, those that start a worker stack of their own, are put first, so
+    xdist hands them out before the quick ones and no worker is left with a long tail."""
     for item in items:
         if "prefect_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: item.path.name not in SLOWEST_MODULES)
+
+
+SLOWEST_MODULES = {"test_recovery.py", "test_start_path.py", "test_end_to_end.py"}

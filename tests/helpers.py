@@ -1,10 +1,28 @@
 """Helpers the tests import (fixtures live in the conftest files, helpers here)."""
 
+import contextlib
+import email
+import fcntl
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun
 
 from deployments.names import booking_tag
+from local import postgres
+
+if TYPE_CHECKING:
+    from local.stack import LocalPrefect
 
 # Settings every test runs with, in the test process (the `configure` fixture) and in the
 # workers of the stacks tests start: subscribers are real servers on loopback, so exactly
@@ -20,8 +38,132 @@ TEST_SETTINGS = {
 }
 
 
+# CI sets CI=true: there the PostgreSQL tests must run, never skip.
+PG_DSN = os.environ.get("BOOKING_TEST_POSTGRES_DSN", postgres.DEFAULT_DSN)
+REQUIRE_PG = os.environ.get("CI", "").lower() == "true"
+
+
+def pg_reachable() -> bool:
+    try:
+        postgres.admin(PG_DSN).close()
+    except psycopg.OperationalError:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required in CI but unreachable ({PG_DSN})")
+        return False
+    return True
+
+
+def run_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of this test run that every xdist worker of it shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+class SharedServer:
+    """The run's one Prefect server, started and stopped under a file lock by whichever
+    xdist worker is first and last; its PostgreSQL database lives and dies with it."""
+
+    def __init__(self, shared: Path):
+        self.lock_path = shared / "prefect-server.lock"
+        self.state_path = shared / "prefect-server.json"
+        self.home = shared / "prefect-server"
+
+    def _locked(self) -> "contextlib.AbstractContextManager[None]":
+        @contextlib.contextmanager
+        def hold() -> Iterator[None]:
+            with self.lock_path.open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+
+        return hold()
+
+    def __enter__(self) -> "LocalPrefect":
+        from local.stack import LocalPrefect, free_port
+
+        with self._locked():
+            if self.state_path.exists():
+                state = json.loads(self.state_path.read_text())
+            else:
+                database = None
+                if os.environ.get("BOOKING_TEST_PREFECT_DATABASE_URL"):
+                    url = os.environ["BOOKING_TEST_PREFECT_DATABASE_URL"]
+                elif pg_reachable():
+                    database = postgres.create_database("prefect_test", dsn=PG_DSN, prefect=True)
+                    url = postgres.url(PG_DSN, database, driver="asyncpg")
+                else:
+                    url = None
+                stack = LocalPrefect(home=self.home, port=free_port(), database_url=url)
+                stack.start()
+                state = {
+                    "port": stack.port,
+                    "database_url": url,
+                    "database": database,
+                    "pgid": stack.server_pids[0],
+                    "users": 0,
+                    "deployed": False,
+                }
+            state["users"] += 1
+            self.state_path.write_text(json.dumps(state))
+        self.stack = LocalPrefect(
+            home=self.home, port=state["port"], database_url=state["database_url"]
+        )
+        return self.stack
+
+    def deploy_once(self) -> None:
+        """The work pool and every deployment of prefect.yaml, made by the first who asks."""
+        with self._locked():
+            state = json.loads(self.state_path.read_text())
+            if not state["deployed"]:
+                self.stack.deploy_all()
+                state["deployed"] = True
+                self.state_path.write_text(json.dumps(state))
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._locked():
+            state = json.loads(self.state_path.read_text())
+            state["users"] -= 1
+            self.state_path.write_text(json.dumps(state))
+            if state["users"] > 0:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(state["pgid"], signal.SIGTERM)
+            for _ in range(100):  # up to 10 s, then it is killed
+                if not _running(state["pgid"]):
+                    break
+                time.sleep(0.1)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(state["pgid"], signal.SIGKILL)
+            if state["database"]:
+                postgres.drop_database(state["database"], dsn=PG_DSN)
+            self.state_path.unlink()
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie its parent has yet to reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def runs_of_booking(client: SyncPrefectClient, booking_uid: str) -> list[FlowRun]:
     """Every flow run of one booking (tagged `booking:<uid>`)."""
     return client.read_flow_runs(
         flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[booking_tag(booking_uid)]))
     )
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"

@@ -1,7 +1,6 @@
 """The scheduling flow and the periodic delivery, against real SMTP and HTTP servers."""
 
 import contextvars
-import email
 import hashlib
 import hmac
 import json
@@ -9,7 +8,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 from sqlmodel import Session, col, select
 
@@ -26,29 +24,10 @@ from tests.factories import (
     make_user,
     make_workflow,
 )
+from tests.helpers import Inbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 START = datetime(2031, 3, 14, 15, 0, tzinfo=UTC)  # booking_request's default start
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(configure):
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    configure(smtp_host="127.0.0.1", smtp_port=str(port))
-    yield inbox
-    controller.stop()
 
 
 def book(db: Session, event_type, **kw):

@@ -4,12 +4,17 @@ import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
 
 from local.stack import LocalPrefect
+from tests.helpers import SharedServer, run_temp
 
 
 @pytest.fixture(scope="session")
-def deployed(prefect_server: LocalPrefect) -> LocalPrefect:
+def deployed(
+    prefect_server: LocalPrefect, tmp_path_factory: pytest.TempPathFactory
+) -> LocalPrefect:
     """The Prefect server with the work pool and every deployment of prefect.yaml."""
-    prefect_server.deploy_all()
+    shared = SharedServer(run_temp(tmp_path_factory))
+    shared.stack = prefect_server
+    shared.deploy_once()
     return prefect_server
 
 

@@ -51,7 +51,7 @@ def stack(
         stack.start_worker()
         yield stack, database_url
     finally:
-        stack.stop()
+        stack.stop(timeout=5)  # a test stack need not wind down gracefully
 
 
 def wait_final(client: SyncPrefectClient, uid: str, expected: int, timeout: float = 240):

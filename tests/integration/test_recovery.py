@@ -63,7 +63,7 @@ def stack(tmp_path, prefect_database) -> Iterator[tuple[LocalPrefect, str]]:
         stack.deploy_all()
         yield stack, database_url
     finally:
-        stack.stop()
+        stack.stop(timeout=5)  # a test stack need not wind down gracefully
 
 
 class SlowSubscriber:

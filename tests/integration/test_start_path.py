@@ -47,7 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, prefect_database) -> Iterato
         stack.start_worker(name="plain-worker", pool=PLAIN_POOL, forkserver=False)
         yield stack
     finally:
-        stack.stop()
+        stack.stop(timeout=5)  # a test stack need not wind down gracefully
 
 
 @pytest.fixture(scope="module")
