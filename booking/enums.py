@@ -10,11 +10,30 @@ class BookingStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
+class BookingEvent(StrEnum):
+    """What a committed change did to a booking: the kind of its outbox event."""
+
+    CREATED = "CREATED"  # booked, or rescheduled into a new booking
+    CONFIRMED = "CONFIRMED"  # PENDING -> ACCEPTED by the host
+    REJECTED = "REJECTED"  # PENDING -> REJECTED by the host
+    CANCELLED = "CANCELLED"  # PENDING or ACCEPTED -> CANCELLED
+    PAID = "PAID"  # a paid event type's payment recorded
+
+
+class CancelledBy(StrEnum):
+    HOST = "host"
+    ATTENDEE = "attendee"
+    SYSTEM = "system"
+
+
 class WebhookTrigger(StrEnum):
     BOOKING_CREATED = "BOOKING_CREATED"
     BOOKING_RESCHEDULED = "BOOKING_RESCHEDULED"
     BOOKING_REQUESTED = "BOOKING_REQUESTED"
     BOOKING_CANCELLED = "BOOKING_CANCELLED"
+    BOOKING_REJECTED = "BOOKING_REJECTED"
+    BOOKING_PAYMENT_INITIATED = "BOOKING_PAYMENT_INITIATED"
+    BOOKING_PAID = "BOOKING_PAID"
     MEETING_STARTED = "MEETING_STARTED"
     MEETING_ENDED = "MEETING_ENDED"
     AFTER_HOSTS_CAL_VIDEO_NO_SHOW = "AFTER_HOSTS_CAL_VIDEO_NO_SHOW"
@@ -41,6 +60,7 @@ class WorkflowTrigger(StrEnum):
     AFTER_EVENT = "AFTER_EVENT"
     NEW_EVENT = "NEW_EVENT"
     RESCHEDULE_EVENT = "RESCHEDULE_EVENT"
+    EVENT_CANCELLED = "EVENT_CANCELLED"
 
 
 class WorkflowAction(StrEnum):

@@ -49,3 +49,17 @@ class RescheduleTargetCancelled(BookingError):
 
 class UnknownOutboxEvent(LookupError):
     """A flow or the dispatcher was given an event id the outbox does not hold."""
+
+
+class TransitionRefused(BookingError):
+    """A move the booking cannot make: unknown, or not in a status the move starts from.
+
+    Nothing was written. `status` is the booking's status, or None when no booking has the
+    uid."""
+
+    def __init__(self, uid: str, move: str, status: str | None, detail: str | None = None):
+        self.uid, self.move, self.status = uid, move, status
+        why = detail or (
+            "no booking with this uid" if status is None else f"the booking is {status}"
+        )
+        super().__init__(f"cannot {move} booking {excerpt(uid)}: {why}")

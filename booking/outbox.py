@@ -47,7 +47,8 @@ def add_event(session: Session, payload: PostCommitPayload, *, dispatch_mode: st
                 "dispatch_mode": dispatch_mode,
                 "flow_run_ids": {},
                 "dispatch_attempts": 0,
-                "created_at": utcnow(),
+                # The booking's events are ordered by this (messages to one subscriber).
+                "created_at": payload.committed_at or utcnow(),
             }
         ],
     )

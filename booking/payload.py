@@ -10,10 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from booking.enums import BookingStatus
+from booking.enums import BookingEvent, BookingStatus
 from booking.timeutil import UTCInstant
 
-SCHEMA_VERSION = 2  # 2: host usernames, team name, reschedule reason
+# 2: host usernames, team name, reschedule reason. 3: the booking event (confirmed, rejected,
+# cancelled, paid) with its reason, who cancelled, and the payment.
+SCHEMA_VERSION = 3
 
 
 class _Snapshot(BaseModel):
@@ -59,9 +61,22 @@ class RescheduleSnapshot(_Snapshot):
     reason: str | None = None
 
 
+def cancellation_note(payload: "PostCommitPayload") -> str:
+    """Why a cancelled booking's pending work was cancelled, as its rows record it."""
+    by = f" by the {payload.cancelled_by}" if payload.cancelled_by else ""
+    return f"booking cancelled{by}"
+
+
+class PaymentSnapshot(_Snapshot):
+    id: str  # the payment provider's id
+    amount: int  # minor units of `currency`
+    currency: str
+
+
 class PostCommitPayload(_Snapshot):
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     event_id: str
+    event: BookingEvent = BookingEvent.CREATED
     booking_id: int
     booking_uid: str
     title: str
@@ -82,7 +97,36 @@ class PostCommitPayload(_Snapshot):
     hosts: list[HostSnapshot]
     attendees: list[AttendeeSnapshot]
     reschedule: RescheduleSnapshot | None
+    paid: bool = False
+    cancellation_reason: str | None = None
+    cancelled_by: str | None = None
+    rejection_reason: str | None = None
+    payment: PaymentSnapshot | None = None
+    # When the event committed: the order of one booking's messages to a subscriber.
+    committed_at: UTCInstant | None = None
 
     @property
     def is_reschedule(self) -> bool:
         return self.reschedule is not None
+
+    @property
+    def confirmed(self) -> bool:
+        """ACCEPTED when the event committed: by default at creation, or by a confirmation
+        or a payment since. What a confirmed booking gets (meeting triggers, integrations,
+        reminders) is planned only then."""
+        return self.status == BookingStatus.ACCEPTED
+
+    @property
+    def needs_payment(self) -> bool:
+        return self.event_type.price > 0 and not self.paid
+
+    @property
+    def plans_confirmed_work(self) -> bool:
+        """This event is when the booking became confirmed: at creation, by a confirmation,
+        or by a payment. Then its meeting triggers, confirmed-only integrations and reminders
+        are planned; a cancellation or rejection plans none."""
+        return self.confirmed and self.event in (
+            BookingEvent.CREATED,
+            BookingEvent.CONFIRMED,
+            BookingEvent.PAID,
+        )

@@ -8,13 +8,13 @@ in the background, and the outbox relay covers any hand-off that did not get thr
 import logging
 import secrets
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 from sqlmodel import Session, col, or_, select
 
 from booking import outbox
-from booking.enums import BookingStatus
+from booking.enums import BookingEvent, BookingStatus
 from booking.errors import (
     InvalidBookingRequest,
     RescheduleTargetCancelled,
@@ -47,7 +47,7 @@ class PostCommitHandoff(Protocol):
 
     dispatch_mode: DispatchMode
 
-    def submit(self, event_id: str, *, booking_uid: str) -> object: ...
+    def submit(self, event_id: str, *, booking_uid: str, event: str = "CREATED") -> object: ...
 
 
 def parse_request(request: BookingRequest | Mapping[str, Any]) -> BookingRequest:
@@ -86,7 +86,7 @@ def create_booking(
     confirmed = is_confirmed_by_default(event_type)
     status = BookingStatus.ACCEPTED if confirmed else BookingStatus.PENDING
     uid = secrets.token_hex(10)
-    mode = handoff.dispatch_mode if handoff else (dispatch_mode or get_settings().dispatch_mode)
+    mode = dispatch_mode_of(handoff, dispatch_mode)
 
     if req.dry_run:
         session.rollback()
@@ -111,6 +111,7 @@ def create_booking(
             original=original,
             event_id=outbox.new_event_id(),
             team_name=team_name,
+            committed_at=booking.created_at,
         )
         outbox.add_event(session, payload, dispatch_mode=mode)
         session.commit()
@@ -125,16 +126,7 @@ def create_booking(
         f", reschedules {original.uid}" if original else "",
     )
 
-    handed_off = False
-    if handoff is not None:
-        # Handing off only queues the event id; a failure here is covered by the relay.
-        try:
-            handoff.submit(payload.event_id, booking_uid=uid)
-            handed_off = True
-        except Exception:
-            logger.exception(
-                "hand-off of event %s failed; the relay will dispatch it", payload.event_id
-            )
+    dispatch = hand_off(handoff, payload.event_id, uid)
     return BookingResult(
         uid=uid,
         booking_id=booking.id,
@@ -143,8 +135,34 @@ def create_booking(
         dry_run=False,
         event_id=payload.event_id,
         rescheduled_from=original.uid if original else None,
-        dispatch="handed-off" if handed_off else "pending-relay",
+        dispatch=dispatch,
     )
+
+
+def dispatch_mode_of(
+    handoff: PostCommitHandoff | None, dispatch_mode: DispatchMode | None = None
+) -> DispatchMode:
+    """The arrangement an event is committed with: the handoff's, else the settings'."""
+    return handoff.dispatch_mode if handoff else (dispatch_mode or get_settings().dispatch_mode)
+
+
+def hand_off(
+    handoff: PostCommitHandoff | None,
+    event_id: str,
+    booking_uid: str,
+    event: BookingEvent = BookingEvent.CREATED,
+) -> Literal["handed-off", "pending-relay"]:
+    """Queue a committed event's dispatch; without a handoff, or if it fails, the relay
+    dispatches it."""
+    if handoff is None:
+        return "pending-relay"
+    # Handing off only queues the event id; a failure here is covered by the relay.
+    try:
+        handoff.submit(event_id, booking_uid=booking_uid, event=event.value)
+    except Exception:
+        logger.exception("hand-off of event %s failed; the relay will dispatch it", event_id)
+        return "pending-relay"
+    return "handed-off"
 
 
 def _reschedule_target(session: Session, uid: str | None) -> Booking | None:

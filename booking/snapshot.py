@@ -12,12 +12,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from booking.enums import BookingStatus
+from booking.enums import BookingEvent, BookingStatus
 from booking.models import Attendee, Booking, BookingHost, EventType, Team, User
 from booking.payload import (
     AttendeeSnapshot,
     EventTypeSnapshot,
     HostSnapshot,
+    PaymentSnapshot,
     PostCommitPayload,
     RescheduleSnapshot,
 )
@@ -40,6 +41,10 @@ class BookingRecord:
     responses: dict[str, Any]
     tracking_id: str | None
     team_id: int | None
+    paid: bool = False
+    cancellation_reason: str | None = None
+    cancelled_by: str | None = None
+    rejection_reason: str | None = None
 
     @classmethod
     def of(cls, booking: Booking) -> "BookingRecord":
@@ -57,6 +62,10 @@ class BookingRecord:
             responses=booking.responses,
             tracking_id=booking.tracking_id,
             team_id=booking.team_id,
+            paid=booking.paid,
+            cancellation_reason=booking.cancellation_reason,
+            cancelled_by=booking.cancelled_by,
+            rejection_reason=booking.rejection_reason,
         )
 
 
@@ -85,11 +94,15 @@ def snapshot_of(
     original: Booking | None,
     event_id: str,
     team_name: str | None = None,
+    event: BookingEvent = BookingEvent.CREATED,
+    payment: PaymentSnapshot | None = None,
+    committed_at: datetime | None = None,
 ) -> PostCommitPayload:
     """The payload of `booking`; `hosts` start with the organizer."""
     host_snapshots = [host_snapshot(h) for h in hosts]
     return PostCommitPayload(
         event_id=event_id,
+        event=event,
         booking_id=booking.id,
         booking_uid=booking.uid,
         title=booking.title,
@@ -128,6 +141,12 @@ def snapshot_of(
         )
         if original
         else None,
+        paid=booking.paid,
+        cancellation_reason=booking.cancellation_reason,
+        cancelled_by=booking.cancelled_by,
+        rejection_reason=booking.rejection_reason,
+        payment=payment,
+        committed_at=committed_at,
     )
 
 
@@ -136,7 +155,15 @@ def _team_name(session: Session, team_id: int | None) -> str | None:
     return team.name if team else None
 
 
-def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostCommitPayload:
+def build_payload(
+    session: Session,
+    booking: Booking,
+    *,
+    event_id: str,
+    event: BookingEvent = BookingEvent.CREATED,
+    payment: PaymentSnapshot | None = None,
+    committed_at: datetime | None = None,
+) -> PostCommitPayload:
     """The payload of `booking` as its rows are now."""
     event_type = session.get(EventType, booking.event_type_id)
     organizer = session.get(User, booking.user_id)
@@ -172,4 +199,7 @@ def build_payload(session: Session, booking: Booking, *, event_id: str) -> PostC
         original=original,
         event_id=event_id,
         team_name=_team_name(session, booking.team_id),
+        event=event,
+        payment=payment,
+        committed_at=committed_at,
     )

@@ -258,11 +258,17 @@ def replay(
         str, typer.Option(help="all, webhooks, integrations or scheduling.")
     ] = "all",
     message: Annotated[str | None, typer.Option(help="A webhook-id (msg_...).")] = None,
+    event: Annotated[
+        str | None,
+        typer.Option(help="With --booking: one of its outbox events (default: the latest)."),
+    ] = None,
 ) -> None:
     """Replay a booking's post-commit work as a new deployment run (prints its UI link; what
     was done is not done twice), or send one webhook message again with its webhook-id."""
     if (booking is None) == (message is None):
         fail("give --booking UID or --message WEBHOOK_ID")
+    if event is not None and booking is None:
+        fail("--event goes with --booking")
     from cli.replay import ReplayError, replay_booking
     from flows.replay_message import replay_message
     from tasks.delivery.resend import MessageNotFound, find_message
@@ -270,7 +276,7 @@ def replay(
     with session() as db:
         try:
             if booking is not None:
-                run = replay_booking(db, booking, concern)
+                run = replay_booking(db, booking, concern, event)
                 typer.echo(f"flow run {run.name}: {run.url}")
                 return
             find_message(db, message)  # an unknown id is bad input, not a failed run

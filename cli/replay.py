@@ -1,8 +1,8 @@
 """Replaying a booking: its post-commit work as a new deployment run on its latest outbox
-event, tagged like every run of the booking (`booking:<uid>`) and `replay`. Its steps are
-idempotent: what was done is not done twice (a delivered webhook is not sent again), what
-was not is done now. To send a delivered message again, replay the message
-(`flows/replay_message.py`).
+event (or one picked by id), tagged like every run of the booking (`booking:<uid>`) and
+`replay`. Its steps are idempotent: what was done is not done twice (a delivered webhook is
+not sent again), what was not is done now. To send a delivered message again, replay the
+message (`flows/replay_message.py`).
 """
 
 import asyncio
@@ -39,30 +39,41 @@ class ReplayedRun:
     url: str
 
 
-def replay_booking(session: Session, booking_uid: str, concern: str = "all") -> ReplayedRun:
-    """Start a new run of the concern's deployment for the booking's latest outbox event."""
+def replay_booking(
+    session: Session, booking_uid: str, concern: str = "all", event_id: str | None = None
+) -> ReplayedRun:
+    """Start a new run of the concern's deployment for one of the booking's outbox events:
+    `event_id`, or the latest (a booking has one event per change: created, confirmed, ...)."""
     from prefect.settings import PREFECT_UI_URL
 
     target = CONCERNS.get(concern)
     if target is None:
         raise ReplayError(f"concern is one of {', '.join(CONCERNS)}")
-    event = session.exec(
-        select(OutboxEvent)
-        .where(OutboxEvent.booking_uid == booking_uid)
-        .order_by(col(OutboxEvent.created_at).desc())
-    ).first()
+    query = select(OutboxEvent).where(OutboxEvent.booking_uid == booking_uid)
+    if event_id is not None:
+        query = query.where(OutboxEvent.id == event_id)
+    event = session.exec(query.order_by(col(OutboxEvent.created_at).desc())).first()
+    if event is None and event_id is not None:
+        raise ReplayError("this booking has no event with this id")
     if event is None:
         raise ReplayError("no booking with this uid has post-commit work")
-    run = asyncio.run(_start(target, event.id, booking_uid))
+    kind = event.payload.get("event", "CREATED")
+    run = asyncio.run(_start(target, event.id, booking_uid, kind))
     ui = PREFECT_UI_URL.value() or ""
     return ReplayedRun(str(run.id), run.name, f"{ui}/runs/flow-run/{run.id}")
 
 
-async def _start(target: DeploymentName, event_id: str, booking_uid: str):
+async def _start(target: DeploymentName, event_id: str, booking_uid: str, event: str):
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
         deployment = await client.read_deployment_by_name(target.full_name)
         return await create_event_run(
-            client, deployment.id, target, event_id=event_id, booking_uid=booking_uid, replay=True
+            client,
+            deployment.id,
+            target,
+            event_id=event_id,
+            booking_uid=booking_uid,
+            event=event,
+            replay=True,
         )

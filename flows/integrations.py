@@ -14,6 +14,7 @@ from prefect.futures import PrefectFuture
 from booking.payload import PostCommitPayload
 from deployments.names import INTEGRATIONS
 from tasks.integrations.steps import host_devices, send_push, steps_for
+from tasks.outbox import OUTCOME_HOOKS
 from tasks.retry import with_policy
 from tasks.snapshot import load_snapshot
 
@@ -24,7 +25,12 @@ def integration_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     return [*pushes, *(with_policy(step).submit(payload) for step in steps_for(payload))]
 
 
-@flow(name=INTEGRATIONS.flow, flow_run_name="integrations-{booking_uid}", log_prints=False)
+@flow(
+    name=INTEGRATIONS.flow,
+    flow_run_name="integrations-{booking_uid}",
+    log_prints=False,
+    **OUTCOME_HOOKS,
+)
 def booking_post_commit_integrations(event_id: str, booking_uid: str) -> list[PrefectFuture]:
     """Integrations of one committed booking, from its outbox snapshot.
 

@@ -13,18 +13,19 @@ from prefect.futures import PrefectFuture
 
 from deployments.names import POST_COMMIT
 from flows.integrations import integration_steps
+from flows.scheduling import scheduling_steps
 from flows.webhooks import webhook_steps
-from tasks.retry import with_policy
-from tasks.scheduling.steps import schedule_later_work
+from tasks.outbox import OUTCOME_HOOKS
 from tasks.snapshot import load_snapshot
 
 
-@flow(name=POST_COMMIT.flow, flow_run_name="post-commit-{booking_uid}", log_prints=False)
+@flow(
+    name=POST_COMMIT.flow,
+    flow_run_name="post-commit-{booking_uid}",
+    log_prints=False,
+    **OUTCOME_HOOKS,
+)
 def booking_post_commit(event_id: str, booking_uid: str) -> list[PrefectFuture]:
-    """Webhooks, integrations and scheduling of one committed booking, concurrently."""
+    """Webhooks, integrations and scheduling of one committed booking event, concurrently."""
     payload = load_snapshot(event_id, booking_uid)
-    return [
-        *webhook_steps(payload),
-        *integration_steps(payload),
-        with_policy(schedule_later_work).submit(payload),
-    ]
+    return [*webhook_steps(payload), *integration_steps(payload), *scheduling_steps(payload)]

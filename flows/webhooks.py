@@ -1,22 +1,28 @@
-"""The webhooks concern of a booking's post-commit work.
+"""The webhooks concern of a booking event's post-commit work.
 
-Tells subscribers about the booking (BOOKING_REQUESTED, BOOKING_RESCHEDULED or
-BOOKING_CREATED), one delivery task per subscriber, and stores the MEETING_STARTED /
-MEETING_ENDED triggers that the periodic delivery flow sends later. `booking-post-commit`
-runs these steps beside the other concerns'; this flow runs them alone, from its own
-deployment, to re-run the concern for one booking. Messages already delivered are not sent
-again. See docs/architecture.md.
+Tells subscribers what happened to the booking (created, requested, rescheduled, confirmed,
+paid, rejected, cancelled; `booking_triggers` says which, in order), one delivery task per
+subscriber and message. When the booking became confirmed it stores the MEETING_STARTED /
+MEETING_ENDED triggers that the periodic delivery flow sends later; a reschedule drops the
+original's, a cancellation cancels the booking's own. `booking-post-commit` runs these steps
+beside the other concerns'; this flow runs them alone, from its own deployment, to re-run the
+concern for one booking. Messages already delivered are not sent again, and one booking's
+messages to one subscriber go out in commit order (tasks/delivery/order.py). See
+docs/architecture.md.
 """
 
-from prefect import flow
+from prefect import allow_failure, flow
 from prefect.futures import PrefectFuture
 
+from booking.enums import BookingEvent
 from booking.payload import PostCommitPayload
 from deployments.names import WEBHOOKS
-from tasks.delivery.message import booking_messages, booking_trigger
+from tasks.delivery.message import booking_messages, booking_triggers
+from tasks.outbox import OUTCOME_HOOKS
 from tasks.retry import with_policy
 from tasks.snapshot import load_snapshot
 from tasks.webhooks.steps import (
+    cancel_booking_triggers,
     delete_original_triggers,
     deliver_webhook,
     find_subscribers,
@@ -25,20 +31,32 @@ from tasks.webhooks.steps import (
 
 
 def webhook_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
-    """Submit the concern's steps for one booking, in the order of the sequence diagram."""
-    trigger = booking_trigger(payload)
+    """Submit the concern's steps for one booking event, in the order of the sequence diagram."""
     steps: list[PrefectFuture] = []
-    if payload.is_reschedule:
+    if payload.event == BookingEvent.CREATED and payload.is_reschedule:
         steps.append(with_policy(delete_original_triggers).submit(payload))
-    if payload.confirmed_by_default:
+    if payload.event == BookingEvent.CANCELLED:
+        steps.append(with_policy(cancel_booking_triggers).submit(payload))
+    if payload.plans_confirmed_work:
         steps.append(with_policy(schedule_meeting_triggers).submit(payload))
-    messages = booking_messages(payload, trigger, find_subscribers(payload, trigger))
-    return [*steps, *with_policy(deliver_webhook).map(messages)]
+    earlier: list[PrefectFuture] = []
+    for trigger in booking_triggers(payload):  # each waits for the one before (PAID, CREATED)
+        messages = booking_messages(payload, trigger, find_subscribers(payload, trigger))
+        earlier = with_policy(deliver_webhook).map(
+            messages, wait_for=[allow_failure(f) for f in earlier]
+        )
+        steps.extend(earlier)
+    return steps
 
 
-@flow(name=WEBHOOKS.flow, flow_run_name="webhooks-{booking_uid}", log_prints=False)
+@flow(
+    name=WEBHOOKS.flow,
+    flow_run_name="webhooks-{booking_uid}",
+    log_prints=False,
+    **OUTCOME_HOOKS,
+)
 def booking_post_commit_webhooks(event_id: str, booking_uid: str) -> list[PrefectFuture]:
-    """Webhooks of one committed booking, from its outbox snapshot.
+    """Webhooks of one committed booking event, from its outbox snapshot.
 
     The run ends Failed when any step failed after its retries; the other steps still run.
     """

@@ -78,14 +78,17 @@ class PostCommitDispatcher:
     # -- called from any thread ------------------------------------------------------------
 
     def submit(
-        self, event_id: str, *, booking_uid: str | None = None
+        self, event_id: str, *, booking_uid: str | None = None, event: str = "CREATED"
     ) -> concurrent.futures.Future[DispatchOutcome]:
         """Queue the dispatch of one committed event and return at once.
 
-        `create_booking` passes the booking uid of an event it just wrote with this
-        dispatcher's arrangement; without it (the relay) the event is read first.
+        `create_booking` and the transitions pass the booking uid and the kind of an event
+        they just wrote with this dispatcher's arrangement; without them (the relay) the
+        event is read first.
         """
-        future = asyncio.run_coroutine_threadsafe(self._dispatch(event_id, booking_uid), self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._dispatch(event_id, booking_uid, event), self._loop
+        )
         with self._lock:
             self._in_flight.add(future)
         future.add_done_callback(self._finished)
@@ -134,15 +137,17 @@ class PostCommitDispatcher:
 
     # -- on the dispatch loop --------------------------------------------------------------
 
-    async def _dispatch(self, event_id: str, booking_uid: str | None) -> DispatchOutcome:
+    async def _dispatch(
+        self, event_id: str, booking_uid: str | None, event: str
+    ) -> DispatchOutcome:
         if booking_uid is None:
-            booking_uid, mode = await asyncio.to_thread(self._read_event, event_id)
+            booking_uid, mode, event = await asyncio.to_thread(self._read_event, event_id)
         else:
             mode = self.dispatch_mode
         targets = ARRANGEMENTS[mode]
         outcome = DispatchOutcome(event_id=event_id, booking_uid=booking_uid)
         results = await asyncio.gather(
-            *(self._create_run(target, event_id, booking_uid) for target in targets),
+            *(self._create_run(target, event_id, booking_uid, event) for target in targets),
             return_exceptions=True,
         )
         for target, result in zip(targets, results, strict=True):
@@ -201,12 +206,14 @@ class PostCommitDispatcher:
                 for _, written in batch:
                     written.set_result(None)
 
-    def _read_event(self, event_id: str) -> tuple[str, str]:
+    def _read_event(self, event_id: str) -> tuple[str, str, str]:
         with session_scope(self._engine) as session:
             event = outbox.load_event(session, event_id)
-            return event.booking_uid, event.dispatch_mode
+            return event.booking_uid, event.dispatch_mode, event.payload.get("event", "CREATED")
 
-    async def _create_run(self, target: DeploymentName, event_id: str, booking_uid: str) -> str:
+    async def _create_run(
+        self, target: DeploymentName, event_id: str, booking_uid: str, event: str
+    ) -> str:
         client = await self._get_client()
         assert self._limit is not None
         # One deadline over the client's own retries: a stalled API fails fast, the relay
@@ -216,7 +223,12 @@ class PostCommitDispatcher:
                 deployment_id = await self._deployment_id(client, target)
                 try:
                     run = await create_event_run(
-                        client, deployment_id, target, event_id=event_id, booking_uid=booking_uid
+                        client,
+                        deployment_id,
+                        target,
+                        event_id=event_id,
+                        booking_uid=booking_uid,
+                        event=event,
                     )
                     return str(run.id)
                 except ObjectNotFound:

@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from booking import outbox
+from booking.db import session_scope
+from booking.models import OutboxEvent
 from booking.settings import Settings
 from booking.timeutil import utcnow
 from handoff.dispatch import PostCommitDispatcher
+from handoff.runs import REPLAY_TAG
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -149,6 +152,38 @@ def finish_dispatched(
             report.waiting,
         )
     return report
+
+
+def record_run_end(
+    *, engine: Engine, client: "SyncPrefectClient", event_id: str, run: "FlowRun"
+) -> str | None:
+    """Record an event's outcome as soon as one of its runs ends (a flow state hook calls
+    this), rather than at the relay's next pass. A replay's end is the event's latest word;
+    a dispatched run's end counts once all the event's runs are final; a run of an event that
+    was never dispatched (a flow called directly) is the event's only run. A crashed run is
+    left to the relay, which restarts it. Returns the outcome recorded, or None."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with session_scope(engine) as session:
+        event = session.get(OutboxEvent, event_id)
+        run_ids = dict(event.flow_run_ids) if event else {}
+    if event is None or run.state is None or run.state.is_crashed():
+        return None
+    if REPLAY_TAG in run.tags or not run_ids:
+        outcome = _outcome([run])
+    elif str(run.id) in run_ids.values():
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(run_ids.values())))
+        )
+        found = {str(r.id): r for r in runs}
+        event_runs = [found.get(run_id) for run_id in run_ids.values()]
+        if not all(_is_final(r) for r in event_runs):
+            return None
+        outcome = _outcome(event_runs)
+    else:
+        return None
+    outbox.record_finished(engine, {event_id: outcome})
+    return outcome
 
 
 def _is_final(run: "FlowRun | None") -> bool:

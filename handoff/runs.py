@@ -2,7 +2,8 @@
 by the relay, and by an operator's replay.
 
 Runs carry only the event id and the booking uid as parameters (the UI shows parameters to
-every operator) and are tagged `booking:<uid>`. A dispatch is idempotent on
+every operator) and are tagged `booking:<uid>` and with what happened to the booking
+(`created`, `confirmed`, `rejected`, `cancelled`, `paid`). A dispatch is idempotent on
 `<event id>:<deployment>`; a replay is a new run on purpose, tagged `replay`.
 """
 
@@ -23,6 +24,7 @@ async def create_event_run(
     *,
     event_id: str,
     booking_uid: str,
+    event: str = "CREATED",
     replay: bool = False,
 ) -> FlowRun:
     """A run of `target` for one outbox event; a repeat of a dispatch returns the same run."""
@@ -32,5 +34,5 @@ async def create_event_run(
         idempotency_key=None if replay else idempotency_key(event_id, target),
         # The name the flow's `flow_run_name` gives it when it starts, from the first moment.
         name=f"{target.name}-{booking_uid}",
-        tags=[booking_tag(booking_uid), *([REPLAY_TAG] if replay else [])],
+        tags=[booking_tag(booking_uid), event.lower(), *([REPLAY_TAG] if replay else [])],
     )

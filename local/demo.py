@@ -29,11 +29,12 @@ from booking.models import (
 )
 from booking.service import create_booking
 from booking.settings import DATA_DIR, Settings
+from booking.transitions import cancel_booking, confirm_booking
 from cli import admin
 from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import finish_dispatched, relay_pending
 from local.stack import LocalPrefect, LocalStackError
-from local.subscriber import DemoSubscriber
+from local.subscriber import DemoMailbox, DemoSubscriber
 
 logger = logging.getLogger("booking.demo")
 PROJECT_LOGGERS = ("booking", "cli", "deployments", "handoff", "local")
@@ -41,6 +42,8 @@ DEMO_TRIGGERS = [
     "BOOKING_CREATED",
     "BOOKING_RESCHEDULED",
     "BOOKING_REQUESTED",
+    "BOOKING_CANCELLED",
+    "BOOKING_REJECTED",
     "MEETING_STARTED",
     "MEETING_ENDED",
 ]
@@ -59,6 +62,8 @@ def main() -> int:
 
     home = DATA_DIR / "demo"
     database_url = f"sqlite:///{home / 'bookings.db'}"
+    mailbox = DemoMailbox()
+    smtp_port = mailbox.start()
     stack = LocalPrefect(
         home=home / "prefect",
         port=args.port,
@@ -68,6 +73,9 @@ def main() -> int:
             "BOOKING_DISPATCH_MODE": args.mode,
             # The demo subscriber listens on loopback, which webhooks refuse by default.
             "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+            # Cancellation notices go to the demo mailbox.
+            "BOOKING_SMTP_HOST": "127.0.0.1",
+            "BOOKING_SMTP_PORT": str(smtp_port),
             "PREFECT_WORKER_QUERY_SECONDS": "2",
         },
     )
@@ -81,7 +89,7 @@ def main() -> int:
         subscriber = DemoSubscriber(secret="")  # the subscription's, once seeded
         subscriber_url = subscriber.start()
         logger.info("demo subscriber listening on %s", subscriber_url)
-        run_bookings(stack, database_url, args.mode, subscriber)
+        run_bookings(stack, database_url, args.mode, subscriber, mailbox)
         logger.info("Prefect UI: %s  (flow runs are tagged booking:<uid>)", stack.ui_url)
         if args.exit:
             return 0
@@ -97,6 +105,7 @@ def main() -> int:
     finally:
         logger.info("stopping worker and server ...")
         stack.stop()
+        mailbox.stop()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -104,7 +113,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_bookings(
-    stack: LocalPrefect, database_url: str, mode: str, subscriber: DemoSubscriber
+    stack: LocalPrefect,
+    database_url: str,
+    mode: str,
+    subscriber: DemoSubscriber,
+    mailbox: DemoMailbox,
 ) -> None:
     engine = make_engine(database_url)
     upgrade_schema(engine)
@@ -135,12 +148,27 @@ def run_bookings(
         for label, result in results:
             logger.info("booked %-18s uid=%s status=%s", label, result.uid, result.status)
         wait_for_runs(stack, session, [r.event_id for _, r in results])
+        # The rest of a booking's life: the host confirms the request, the booker cancels
+        # the rescheduled booking.
+        with PostCommitDispatcher(engine=engine, settings=settings) as dispatcher:
+            confirmed = confirm_booking(pending.uid, session=session, handoff=dispatcher)
+            cancelled = cancel_booking(
+                moved.uid,
+                session=session,
+                reason="Something came up",
+                cancelled_by="attendee",
+                handoff=dispatcher,
+            )
+            dispatcher.drain(timeout=30)
+        for label, result in (("confirmed", confirmed), ("cancelled", cancelled)):
+            logger.info("%-9s uid=%s status=%s", label, result.uid, result.status)
+        wait_for_runs(stack, session, [confirmed.event_id, cancelled.event_id])
         # What the relay's next pass records (and logs): how each booking's runs ended.
         from prefect.client.orchestration import SyncPrefectClient
 
         with SyncPrefectClient(stack.api_url) as client:
             finish_dispatched(engine=engine, client=client, settings=settings)
-        summarise(session, subscriber, [r for _, r in results])
+        summarise(session, subscriber, mailbox, [r for _, r in results])
 
 
 def wait_for_runs(stack: LocalPrefect, session: Session, event_ids: list[str | None]) -> None:
@@ -207,6 +235,7 @@ def seed(session: Session, subscriber: DemoSubscriber) -> tuple[EventType, Event
             user_id=host.id,
         )
     subscription.subscriber_url = subscriber.url
+    subscription.triggers = DEMO_TRIGGERS
     subscription.active = True
     session.add(subscription)
     session.commit()
@@ -217,8 +246,10 @@ def seed(session: Session, subscriber: DemoSubscriber) -> tuple[EventType, Event
     return types["intro"], types["consult"]
 
 
-def summarise(session: Session, subscriber: DemoSubscriber, results: list) -> None:
-    logger.info("deliveries received by the demo subscriber:")
+def summarise(
+    session: Session, subscriber: DemoSubscriber, mailbox: DemoMailbox, results: list
+) -> None:
+    logger.info("deliveries received by the demo subscriber, in the order they arrived:")
     for item in subscriber.received:
         logger.info(
             "  %-20s booking %s  webhook-id %s  signature %s",
@@ -227,7 +258,11 @@ def summarise(session: Session, subscriber: DemoSubscriber, results: list) -> No
             item.webhook_id,
             "verified" if item.signature_ok else "MISMATCH",
         )
-    logger.info("scheduled for later (sent by deliver-due-work when due):")
+    logger.info("emails received by the demo mailbox:")
+    for to, subject in mailbox.received:
+        logger.info("  to %-22s %s", to, subject)
+    logger.info("scheduled for later (sent by deliver-due-work when due; CANCELLED when the")
+    logger.info("booking was cancelled or rescheduled):")
     session.expire_all()
     for result in results:
         for reminder in session.exec(

@@ -1,5 +1,7 @@
-"""A webhook subscriber for the main job: listens on loopback and checks each signature."""
+"""A webhook subscriber and a mailbox for the main job: each listens on loopback; the
+subscriber checks every signature."""
 
+import email
 import hmac
 import json
 import threading
@@ -55,3 +57,33 @@ class DemoSubscriber:
 
     def stop(self) -> None:
         self._server.shutdown()
+
+
+@dataclass
+class DemoMailbox:
+    """An SMTP server for the main job on loopback (aiosmtpd) that keeps what it receives:
+    the cancellation and rejection notices the pipeline sends."""
+
+    received: list[tuple[str, str]] = field(default_factory=list)  # (to, subject)
+    port: int = 0
+
+    def start(self) -> int:
+        from aiosmtpd.controller import Controller
+
+        from local.stack import free_port
+
+        mailbox = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's)
+                message = email.message_from_bytes(envelope.content)
+                mailbox.received.append((str(message["To"]), str(message["Subject"])))
+                return "250 OK"
+
+        self.port = free_port()
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self.port
+
+    def stop(self) -> None:
+        self._controller.stop()

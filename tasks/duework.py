@@ -25,8 +25,10 @@ from booking.models.work import DueWork
 from booking.settings import get_settings
 from booking.timeutil import utcnow
 
-Outcome = Literal["sent", "skipped"]
-Ending = Literal["sent", "skipped", "failed"]
+# "waiting": a message held back until an earlier message of its booking is final; it stays
+# PENDING, with no attempt counted, for the next sweep.
+Outcome = Literal["sent", "skipped", "waiting"]
+Ending = Literal["sent", "skipped", "waiting", "failed"]
 # What delivering one row came to: how it ended, and why (a skip's reason), or None.
 Delivered = tuple[Outcome, str | None]
 
@@ -94,6 +96,8 @@ def _finish(
                 row.status, row.sent_at = WorkStatus.SENT, utcnow()
             case "skipped":
                 row.status, row.skip_reason = WorkStatus.SKIPPED, detail
+            case "waiting":
+                row.status = WorkStatus.PENDING
             case "failed":
                 row.attempts += 1
                 row.last_error = (detail or "")[:500]
@@ -138,6 +142,7 @@ def summarise_sweep(now: datetime, outcomes: list[Outcome | BaseException]) -> d
         "claimed": len(outcomes),
         "sent": outcomes.count("sent"),
         "skipped": outcomes.count("skipped"),
+        "waiting": outcomes.count("waiting"),
         "failed": sum(isinstance(outcome, BaseException) for outcome in outcomes),
     }
     create_table_artifact(

@@ -1,13 +1,20 @@
 """The outbox relay's steps: dispatch the events whose runs were not confirmed created, and
 finish the dispatched ones (record how their runs ended; restart runs that crashed or went
-stale). The logic is the handoff's (`handoff/relay.py`); these steps give it retries'
+stale), and the post-commit flows' state hook that records an event's outcome as soon as
+its run ends. The logic is the handoff's (`handoff/relay.py`); these steps give it
 visibility in the UI and a line in the run's log."""
+
+from typing import TYPE_CHECKING
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from booking.db import configured_engine
 from booking.settings import get_settings
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.states import State
 
 
 class EventsStillPending(RuntimeError):
@@ -52,3 +59,26 @@ def finish_dispatched_events() -> dict[str, int]:
         report.waiting,
     )
     return {"finished": report.finished, "restarted": report.restarted}
+
+
+def record_run_end(flow: object, flow_run: "FlowRun", state: "State") -> None:
+    """State hook of the post-commit flows: record the event's outcome when its run ends, so
+    `booking outbox status` is true at once (the relay remains the net for runs that die)."""
+    from prefect.client.orchestration import get_client
+
+    from handoff.relay import record_run_end as record
+
+    event_id = flow_run.parameters.get("event_id")
+    if not event_id:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)  # with the final state the hook was called for
+        record(engine=configured_engine(), client=client, event_id=event_id, run=run)
+
+
+# The hooks every post-commit flow declares (a crashed run is the relay's to restart).
+OUTCOME_HOOKS = {
+    "on_completion": [record_run_end],
+    "on_failure": [record_run_end],
+    "on_cancellation": [record_run_end],
+}

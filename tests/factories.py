@@ -181,7 +181,7 @@ class RecordingHandoff:
         self.submitted: list[str] = []
         self.fail = fail
 
-    def submit(self, event_id: str, *, booking_uid: str) -> None:
+    def submit(self, event_id: str, *, booking_uid: str, event: str = "CREATED") -> None:
         if self.fail:
             raise ConnectionError("dispatcher unavailable")
         self.submitted.append(event_id)

@@ -45,10 +45,12 @@ def test_the_web_app_snippet_books_and_hands_off(configure, prefect_server, engi
                 "booker": {"name": "Ada", "email": "ada@bookers.example", "time_zone": "UTC"},
             }
         )
+        cancelled = namespace["cancel"](result.uid, "plans changed")
     finally:
         namespace["dispatcher"].close()
 
     assert result.status == "ACCEPTED" and result.dispatch == "handed-off"
+    assert cancelled.status == "CANCELLED" and cancelled.dispatch == "handed-off"
 
 
 def test_the_booking_command_upgrades_a_fresh_database(configure, tmp_path) -> None:

@@ -8,6 +8,7 @@ from booking.models.bookings import (
     Contact,
     EventType,
     EventTypeHost,
+    Payment,
 )
 from booking.models.outbox import OutboxEvent
 from booking.models.webhooks import (
@@ -33,6 +34,7 @@ __all__ = [
     "EventTypeHost",
     "Membership",
     "OutboxEvent",
+    "Payment",
     "PushDevice",
     "ScheduledTrigger",
     "Team",

@@ -53,10 +53,25 @@ class Booking(SQLModel, table=True):
     from_reschedule: str | None = Field(default=None, index=True)  # uid of the original
     rescheduled: bool = False
     cancellation_reason: str | None = None
+    cancelled_by: str | None = None  # host, attendee or system
+    rejection_reason: str | None = None
+    paid: bool = False
     tracking_id: str | None = None
     no_show_host: bool | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class Payment(SQLModel, table=True):
+    """A payment recorded for a booking of a paid event type; `external_id` (the payment
+    provider's id) makes recording it again a no-op."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(unique=True)
+    booking_id: int = Field(foreign_key="booking.id", index=True)
+    amount: int  # minor units of `currency`
+    currency: str
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
 class BookingHost(SQLModel, table=True):

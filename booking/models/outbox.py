@@ -19,6 +19,7 @@ class OutboxEvent(Leased, table=True):
     __table_args__ = (
         Index("ix_outboxevent_pending", "dispatched_at", "created_at"),
         Index("ix_outboxevent_unfinished", "finished_at", "dispatched_at"),
+        Index("ix_outboxevent_booking_order", "booking_uid", "created_at"),
     )
 
     id: str = Field(primary_key=True)  # UUID4 text; part of every idempotency key

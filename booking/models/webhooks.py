@@ -46,11 +46,20 @@ class WebhookRedelivery(DueWork, table=True):
     """A message that failed its in-task retries, sent again by the due-work sweep on a long
     backoff (`webhook_redelivery_delays_seconds`) with its original `webhook-id` and body."""
 
-    __table_args__ = (Index("ix_webhookredelivery_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_webhookredelivery_status_due", "status", "due_at"),
+        Index(
+            "ix_webhookredelivery_order", "booking_id", "subscription_id", "status", "committed_at"
+        ),
+    )
 
     subscription_id: int = Field(foreign_key="webhooksubscription.id", index=True)
     message_id: str = Field(index=True)
     message: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Its place among the booking's messages to this subscription (see tasks/delivery/order.py):
+    # the commit time of its booking event, then its position within that event.
+    committed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    position: int = 0
 
 
 class WebhookDelivery(SQLModel, table=True):

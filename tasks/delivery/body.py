@@ -68,7 +68,7 @@ def booking_data(payload: PostCommitPayload, trigger: WebhookTrigger) -> dict[st
     responses, custom = _responses(payload)
     notes = responses["notes"].get("value")
     reschedule = payload.reschedule
-    return {
+    data = {
         "type": payload.event_type.slug,
         "title": payload.title,
         "description": payload.description,
@@ -107,10 +107,16 @@ def booking_data(payload: PostCommitPayload, trigger: WebhookTrigger) -> dict[st
         "rescheduleUid": reschedule.original_uid if reschedule else None,
         "rescheduleStartTime": iso_utc(reschedule.original_start) if reschedule else None,
         "rescheduleEndTime": iso_utc(reschedule.original_end) if reschedule else None,
-        "cancellationReason": None,
-        "rejectionReason": None,
+        "cancellationReason": payload.cancellation_reason,
+        "rejectionReason": payload.rejection_reason,
         "triggerEvent": trigger.value,
     }
+    if trigger == WebhookTrigger.BOOKING_CANCELLED:
+        data["cancelledBy"] = payload.cancelled_by
+    if trigger == WebhookTrigger.BOOKING_PAID and payload.payment is not None:
+        data["paid"] = True
+        data["paymentId"] = payload.payment.id
+    return data
 
 
 def envelope(trigger: WebhookTrigger, created_at: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from booking.enums import WebhookTrigger
+from booking.enums import BookingEvent, WebhookTrigger
 from booking.payload import PostCommitPayload
 from booking.timeutil import iso_utc
 from tasks.delivery.body import booking_data
@@ -36,6 +36,11 @@ class WebhookMessage(BaseModel):
     booking_uid: str
     created_at: str
     data: dict[str, Any]
+    # A booking event's message: its place among the booking's messages to this subscriber
+    # (the event's commit time, then its position in the event). None for scheduled triggers.
+    event_id: str | None = None
+    committed_at: str | None = None
+    position: int = 0
 
 
 def url_host(url: str) -> str:
@@ -72,13 +77,31 @@ def trigger_message(
     )
 
 
-def booking_trigger(payload: PostCommitPayload) -> WebhookTrigger:
-    """REQUESTED while awaiting confirmation, else RESCHEDULED or CREATED."""
-    if not payload.confirmed_by_default:
-        return WebhookTrigger.BOOKING_REQUESTED
-    if payload.is_reschedule:
-        return WebhookTrigger.BOOKING_RESCHEDULED
-    return WebhookTrigger.BOOKING_CREATED
+def booking_triggers(payload: PostCommitPayload) -> list[WebhookTrigger]:
+    """What subscribers are told of a booking event, in the order they are told it.
+
+    Created: PAYMENT_INITIATED while a paid booking awaits payment, REQUESTED while it awaits
+    the host's confirmation, else RESCHEDULED or CREATED. Confirmed: CREATED. Paid: PAID, then
+    CREATED (or REQUESTED while the host still confirms). Rejected and cancelled: their own.
+    """
+    match payload.event:
+        case BookingEvent.CREATED:
+            if payload.needs_payment:
+                return [WebhookTrigger.BOOKING_PAYMENT_INITIATED]
+            if not payload.confirmed:
+                return [WebhookTrigger.BOOKING_REQUESTED]
+            if payload.is_reschedule:
+                return [WebhookTrigger.BOOKING_RESCHEDULED]
+            return [WebhookTrigger.BOOKING_CREATED]
+        case BookingEvent.CONFIRMED:
+            return [WebhookTrigger.BOOKING_CREATED]
+        case BookingEvent.PAID:
+            then = payload.confirmed and WebhookTrigger.BOOKING_CREATED
+            return [WebhookTrigger.BOOKING_PAID, then or WebhookTrigger.BOOKING_REQUESTED]
+        case BookingEvent.REJECTED:
+            return [WebhookTrigger.BOOKING_REJECTED]
+        case BookingEvent.CANCELLED:
+            return [WebhookTrigger.BOOKING_CANCELLED]
 
 
 def booking_messages(
@@ -86,6 +109,9 @@ def booking_messages(
 ) -> list[WebhookMessage]:
     """The booking's event for each subscriber, with a `webhook-id` stable across re-runs."""
     data = booking_data(payload, trigger)
+    triggers = booking_triggers(payload)
+    position = triggers.index(trigger) if trigger in triggers else 0
+    committed_at = iso_utc(payload.committed_at) if payload.committed_at else None
     return [
         WebhookMessage(
             message_id=message_id(payload.event_id, sub.subscription_id, trigger),
@@ -96,6 +122,9 @@ def booking_messages(
             booking_uid=payload.booking_uid,
             created_at=iso_utc(payload.created_at),
             data=data,
+            event_id=payload.event_id,
+            committed_at=committed_at,
+            position=position,
         )
         for sub in subscribers
     ]

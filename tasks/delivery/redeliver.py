@@ -1,7 +1,9 @@
 """Long-horizon redelivery: a message whose in-task retries all failed is sent again by the
 due-work sweep, with its original `webhook-id` and body, on the long backoff of
 `webhook_redelivery_delays_seconds`; then it stays FAILED with its history. A subscription
-whose every delivery failed for `webhook_disable_after_hours` is deactivated."""
+whose every delivery failed for `webhook_disable_after_hours` is deactivated. A message
+held back for an earlier one of its booking (tasks/delivery/order.py) is sent the same way
+once nothing earlier is outstanding."""
 
 from datetime import datetime, timedelta
 
@@ -14,15 +16,10 @@ from booking.settings import get_settings
 from booking.timeutil import utcnow
 from tasks.delivery import store
 from tasks.delivery.message import WebhookMessage
+from tasks.delivery.order import waits_for
 from tasks.delivery.send import send_webhook
 from tasks.duework import Delivered, Outcome, settle
 from tasks.retry import is_transient
-
-
-def redelivery_attempt_no(in_task_retries: int, redeliveries_before: int) -> int:
-    """The delivery log's number of this attempt: after the first attempt, its in-task
-    retries and the redeliveries before this one."""
-    return 1 + in_task_retries + redeliveries_before + 1
 
 
 @task(
@@ -46,7 +43,9 @@ def _redeliver(redelivery_id: int) -> Delivered:
     with transaction() as session:
         row = session.get_one(WebhookRedelivery, redelivery_id)
         message = WebhookMessage.model_validate(row.message)
-        attempt_no = redelivery_attempt_no(get_settings().webhook_retries, row.attempts)
+        if reason := waits_for(session, message):
+            return "waiting", reason
+        attempt_no = store.attempts_so_far(session, message.message_id) + 1
     try:
         report = send_webhook(message, attempt_no=attempt_no)
     except Exception as exc:

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, col, delete, or_, select
+from sqlmodel import Session, col, delete, func, or_, select, update
 
 from booking.db import insert_once
 from booking.enums import WebhookTrigger, WorkStatus
@@ -14,6 +14,7 @@ from booking.models import (
     WebhookRedelivery,
     WebhookSubscription,
 )
+from booking.models.work import DueWork
 from booking.payload import PostCommitPayload
 from booking.timeutil import utcnow
 
@@ -62,6 +63,19 @@ def delete_pending_triggers(session: Session, booking_id: int) -> int:
             col(ScheduledTrigger.booking_id) == booking_id,
             col(ScheduledTrigger.status) == WorkStatus.PENDING,
         )
+    )
+    return result.rowcount or 0
+
+
+def cancel_pending(session: Session, model: type[DueWork], booking_id: int, reason: str) -> int:
+    """Set the booking's rows of `model` not yet done to CANCELLED, with the reason."""
+    result = session.exec(  # type: ignore[call-overload]
+        update(model)
+        .where(
+            col(model.booking_id) == booking_id,
+            col(model.status) == WorkStatus.PENDING,
+        )
+        .values(status=WorkStatus.CANCELLED, skip_reason=reason[:500], claimed_until=None)
     )
     return result.rowcount or 0
 
@@ -138,7 +152,8 @@ def deactivate(session: Session, subscription_id: int, reason: str) -> None:
 
 
 def add_redelivery_once(session: Session, message: "WebhookMessage", due_at: datetime) -> bool:
-    """Hand a message that failed its in-task retries to the due-work sweep (once)."""
+    """Hand a message to the due-work sweep (once): one that failed its in-task retries, or
+    one that waits for an earlier message of its booking."""
     return insert_once(
         session,
         WebhookRedelivery(
@@ -148,8 +163,21 @@ def add_redelivery_once(session: Session, message: "WebhookMessage", due_at: dat
             message_id=message.message_id,
             message=message.model_dump(mode="json"),
             due_at=due_at,
+            committed_at=datetime.fromisoformat(message.committed_at)
+            if message.committed_at
+            else None,
+            position=message.position,
         ),
     )
+
+
+def attempts_so_far(session: Session, message_id: str) -> int:
+    """How many attempts the delivery log holds for a message."""
+    return session.exec(
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .where(WebhookDelivery.message_id == message_id)
+    ).one()
 
 
 def failing_since(session: Session, subscription_id: int) -> datetime | None:

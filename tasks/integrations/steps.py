@@ -9,6 +9,7 @@ from prefect import Task, get_run_logger, task
 from sqlmodel import col, func, select
 
 from booking.db import transaction
+from booking.enums import BookingEvent
 from booking.models import Booking, BookingHost, ChatAccount, PushDevice
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
@@ -17,8 +18,10 @@ from tasks.integrations import contacts
 from tasks.integrations.messages import (
     analytics_event,
     chat_booking,
-    is_chat_syncable,
+    chat_sync_method,
+    gated_on_confirmation,
     push_message,
+    push_title_key,
 )
 from tasks.retry import step_policy
 
@@ -35,6 +38,9 @@ def host_devices(payload: PostCommitPayload) -> list[Device]:
     """The organizer's registered devices, when push is configured (a read, not a step)."""
     if not get_settings().push_base_url:
         get_run_logger().info("push not configured: no notification sent")
+        return []
+    if push_title_key(payload) is None:
+        get_run_logger().info("no push to the host for a %s booking", payload.event.value.lower())
         return []
     with transaction() as session:
         rows = session.exec(
@@ -79,8 +85,11 @@ def _fcm_status(response: httpx.Response) -> str | None:
 
 @task(name="sync booking to chat", tags=["chat"], **step_policy("provider"))
 def sync_chat(payload: PostCommitPayload) -> str:
-    """POST a new accepted booking (PATCH a reschedule) for hosts with chat accounts."""
+    """POST a booking that became confirmed (PATCH a reschedule, DELETE a cancellation) for
+    hosts with chat accounts; a cancelled booking the chat never had is already gone."""
     settings = get_settings()
+    method = chat_sync_method(payload)
+    assert method is not None
     with transaction() as session:
         accounts = list(
             session.exec(
@@ -89,14 +98,22 @@ def sync_chat(payload: PostCommitPayload) -> str:
         )
     if not accounts:
         return _skip("host has no connected chat accounts")
-    response = http_client().request(
-        "PATCH" if payload.is_reschedule else "POST",
-        f"{settings.chat_base_url}/cal_booking",
-        json=chat_booking(payload, accounts),
-        headers={**bearer(settings.chat_api_key), "Idempotency-Key": f"{payload.event_id}:chat"},
-    )
+    headers = {**bearer(settings.chat_api_key), "Idempotency-Key": f"{payload.event_id}:chat"}
+    if method == "DELETE":
+        response = http_client().delete(
+            f"{settings.chat_base_url}/cal_booking/{payload.booking_uid}", headers=headers
+        )
+        if response.status_code == 404:
+            return _skip("chat has no such booking: nothing to remove")
+    else:
+        response = http_client().request(
+            method,
+            f"{settings.chat_base_url}/cal_booking",
+            json=chat_booking(payload, accounts),
+            headers=headers,
+        )
     raise_for_provider(response, "chat")
-    return "patched" if payload.is_reschedule else "posted"
+    return {"POST": "posted", "PATCH": "patched", "DELETE": "deleted"}[method]
 
 
 @task(name="identify hosts in Customer.io", tags=["customerio"], **step_policy("provider"))
@@ -159,7 +176,8 @@ def send_analytics(payload: PostCommitPayload) -> str:
         json=analytics_event(payload),
         headers={
             **bearer(settings.analytics_api_key),
-            "Idempotency-Key": f"{payload.booking_uid}:analytics",
+            "Idempotency-Key": f"{payload.booking_uid}:analytics"
+            + (":cancelled" if payload.event == BookingEvent.CANCELLED else ""),
         },
     )
     raise_for_provider(response, "analytics")
@@ -175,21 +193,25 @@ def steps_for(payload: PostCommitPayload) -> list[Task[[PostCommitPayload], str]
     """The steps after push that this booking needs, in order; each one left out is logged
     with the reason (provider not configured, booking not eligible), so nothing is silent."""
     settings = get_settings()
+    confirmation = gated_on_confirmation(payload)
+    cancelled = payload.event == BookingEvent.CANCELLED
     reasons: dict[Task[[PostCommitPayload], str], str | None] = {
         sync_chat: "chat sync not configured"
         if not settings.chat_base_url
         else None
-        if is_chat_syncable(payload)
-        else f"booking is {payload.status.value}, not ACCEPTED: no chat sync",
-        identify_hosts: None
-        if settings.customerio_track_url and settings.customerio_site_id
-        else "Customer.io not configured",
-        sync_contacts: None,
+        if chat_sync_method(payload)
+        else f"booking {payload.event.value.lower()}, {payload.status.value}: no chat sync",
+        identify_hosts: "Customer.io not configured"
+        if not (settings.customerio_track_url and settings.customerio_site_id)
+        else confirmation,
+        sync_contacts: confirmation,
         send_analytics: "analytics not configured"
         if not settings.analytics_url
+        else "booking carries no tracking id"
+        if not payload.tracking_id
         else None
-        if payload.tracking_id
-        else "booking carries no tracking id",
+        if cancelled
+        else confirmation,
     }
     for step, reason in reasons.items():
         if reason:

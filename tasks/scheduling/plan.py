@@ -1,10 +1,18 @@
-"""Pure planning: which reminders and no-show checks a booking gets, due when, for whom."""
+"""Pure planning: which reminders and no-show checks a booking gets, due when, for whom; and
+which notices its cancellation or rejection sends at once."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from booking.enums import ReminderMethod, TimeUnit, WorkflowAction, WorkflowTrigger
+from booking.enums import (
+    BookingEvent,
+    ReminderMethod,
+    TimeUnit,
+    WorkflowAction,
+    WorkflowTrigger,
+)
 from booking.payload import PostCommitPayload
 
 MANDATORY_LEAD = timedelta(hours=1)
@@ -21,6 +29,8 @@ class StepRule:
     offset: timedelta
     action: WorkflowAction
     send_to: str | None
+    subject: str | None = None  # the step's own templates; None: the default text
+    body: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +72,9 @@ def workflow_due(rule: StepRule, payload: PostCommitPayload) -> datetime | None:
 def plan_workflow_reminders(
     payload: PostCommitPayload, rules: list[StepRule]
 ) -> list[PlannedReminder]:
-    """One reminder per recipient of every applicable step; none while unconfirmed."""
-    if not payload.confirmed_by_default:
+    """One reminder per recipient of every applicable step, planned when the booking became
+    confirmed; none while unconfirmed, and none for a cancellation or rejection."""
+    if not payload.plans_confirmed_work:
         return []
     planned = []
     for rule in rules:
@@ -115,9 +126,10 @@ def _recipients(rule: StepRule, payload: PostCommitPayload) -> Iterator[Recipien
 
 
 def mandatory_reminders(payload: PostCommitPayload, rules: list[StepRule]) -> list[PlannedReminder]:
-    """An email to each attendee one hour before start, unless the booking needs
-    confirmation or a BEFORE_EVENT attendee email within 12 hours already covers it."""
-    if payload.event_type.requires_confirmation or not payload.confirmed_by_default:
+    """An email to each attendee one hour before start, once the booking is confirmed (not
+    while it awaits confirmation), unless a BEFORE_EVENT attendee email within 12 hours
+    already covers it."""
+    if not payload.plans_confirmed_work:
         return []
     covered = any(
         r.trigger == WorkflowTrigger.BEFORE_EVENT
@@ -141,3 +153,60 @@ def mandatory_reminders(payload: PostCommitPayload, rules: list[StepRule]) -> li
         )
         for a in payload.attendees
     ]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message sent at once when a booking is cancelled or rejected: the default
+    cancellation or rejection text (`kind`), or a workflow step's own templates."""
+
+    kind: Literal["cancelled", "rejected"]
+    label: str  # who, as the UI may show it: "host", "attendee 2", "workflow step 7"
+    method: ReminderMethod
+    recipient: str
+    name: str | None
+    locale: str
+    time_zone: str
+    subject: str | None = None
+    body: str | None = None
+
+
+def plan_notices(payload: PostCommitPayload, rules: list[StepRule]) -> list[Notice]:
+    """A cancellation tells every attendee and the host, each in their language and zone,
+    and runs the EVENT_CANCELLED workflow steps; a rejection tells the attendees."""
+    match payload.event:
+        case BookingEvent.CANCELLED:
+            kind: Literal["cancelled", "rejected"] = "cancelled"
+        case BookingEvent.REJECTED:
+            kind = "rejected"
+        case _:
+            return []
+    notices = [
+        Notice(kind, f"attendee {i}", ReminderMethod.EMAIL, a.email, a.name, a.locale, a.time_zone)
+        for i, a in enumerate(payload.attendees, start=1)
+    ]
+    if kind == "rejected":
+        return notices
+    host = payload.organizer
+    notices.append(
+        Notice(
+            kind, "host", ReminderMethod.EMAIL, host.email, host.name, host.locale, host.time_zone
+        )
+    )
+    for rule in rules:
+        if rule.trigger == WorkflowTrigger.EVENT_CANCELLED:
+            notices.extend(
+                Notice(
+                    kind=kind,
+                    label=f"workflow step {rule.step_id}",
+                    method=method,
+                    recipient=recipient,
+                    name=name,
+                    locale=locale,
+                    time_zone=zone,
+                    subject=rule.subject,
+                    body=rule.body,
+                )
+                for method, recipient, name, locale, zone in _recipients(rule, payload)
+            )
+    return notices

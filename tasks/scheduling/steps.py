@@ -1,23 +1,30 @@
-"""The scheduling concern's one step: store the reminders and no-show checks a booking
-gets, as rows due later, in one transaction. Planning itself is pure (tasks/scheduling/plan.py).
+"""The scheduling concern's steps: store the reminders and no-show checks a booking gets, as
+rows due later, in one transaction; on a cancellation, cancel the booking's pending
+reminders; on a cancellation or rejection, send its notices at once, one step per recipient.
+Planning itself is pure (tasks/scheduling/plan.py).
 """
 
 from prefect import get_run_logger, task
 from sqlmodel import Session, col, or_, select, update
 
 from booking.db import insert_once, transaction
-from booking.enums import NO_SHOW_TRIGGERS, TimeUnit, WorkStatus
+from booking.enums import NO_SHOW_TRIGGERS, BookingEvent, ReminderMethod, TimeUnit, WorkStatus
+from booking.i18n import local_time, translate
 from booking.models import Workflow, WorkflowActivation, WorkflowReminder, WorkflowStep
-from booking.payload import PostCommitPayload
+from booking.payload import PostCommitPayload, cancellation_note
+from booking.settings import get_settings
 from tasks.delivery import store
 from tasks.retry import step_policy
 from tasks.scheduling.plan import (
+    Notice,
     PlannedReminder,
     StepRule,
     mandatory_reminders,
     offset,
+    plan_notices,
     plan_workflow_reminders,
 )
+from tasks.scheduling.sending import reminder_text, send_email, send_sms
 
 
 @task(name="schedule reminders and no-show checks", **step_policy("database"))
@@ -25,7 +32,8 @@ def schedule_later_work(payload: PostCommitPayload) -> str:
     """On a reschedule, cancel the original's pending reminders; then store the mandatory
     reminder, the workflow reminders and the no-show checks of this booking (once each)."""
     with transaction() as session:
-        cancelled = cancel_original_reminders(session, payload) if payload.is_reschedule else 0
+        replaces = payload.event == BookingEvent.CREATED and payload.is_reschedule
+        cancelled = cancel_original_reminders(session, payload) if replaces else 0
         rules = load_rules(session, payload)
         mandatory = store_reminders(session, payload, mandatory_reminders(payload, rules))
         workflow = store_reminders(session, payload, plan_workflow_reminders(payload, rules))
@@ -67,6 +75,8 @@ def load_rules(session: Session, payload: PostCommitPayload) -> list[StepRule]:
             offset=offset(workflow.time, workflow.time_unit),
             action=step.action,
             send_to=step.send_to,
+            subject=step.subject_template,
+            body=step.body_template,
         )
         for workflow, step in rows
     ]
@@ -111,8 +121,9 @@ def store_reminders(
 
 
 def store_no_show_checks(session: Session, payload: PostCommitPayload) -> int:
-    """A row due at start + offset for each host/guest no-show subscriber of a confirmed booking."""
-    if not payload.confirmed_by_default:
+    """A row due at start + offset for each host/guest no-show subscriber, planned when the
+    booking became confirmed."""
+    if not payload.plans_confirmed_work:
         return 0
     return store.store_triggers(
         session,
@@ -122,3 +133,61 @@ def store_no_show_checks(session: Session, payload: PostCommitPayload) -> int:
             payload.start + offset(sub.time or 0, sub.time_unit or TimeUnit.MINUTE)
         ),
     )
+
+
+@task(name="cancel the booking's reminders", **step_policy("database"))
+def cancel_booking_reminders(payload: PostCommitPayload) -> int:
+    """On a cancellation, set the booking's reminders not yet sent to CANCELLED."""
+    with transaction() as session:
+        cancelled = store.cancel_pending(
+            session, WorkflowReminder, payload.booking_id, cancellation_note(payload)
+        )
+    get_run_logger().info("cancelled %d pending reminders of %s", cancelled, payload.booking_uid)
+    return cancelled
+
+
+def notices_for(payload: PostCommitPayload) -> list[Notice]:
+    """What a cancellation or rejection tells people at once (a read, not a step)."""
+    if payload.event not in (BookingEvent.CANCELLED, BookingEvent.REJECTED):
+        return []
+    with transaction() as session:
+        return plan_notices(payload, load_rules(session, payload))
+
+
+@task(
+    name="send booking notice",
+    task_run_name="send {notice.kind} notice to {notice.label}",
+    tags=["reminders"],
+    **step_policy("provider"),
+)
+def send_notice(notice: Notice, payload: PostCommitPayload) -> str:
+    """Email (or text) one person that the booking was cancelled or declined, in their
+    language and time zone; the reason, when one was given, is quoted."""
+    settings = get_settings()
+    reason = payload.cancellation_reason if notice.kind == "cancelled" else payload.rejection_reason
+    context = {
+        "name": notice.name or "",
+        "title": payload.title,
+        "organizer": payload.organizer.name,
+        "when": local_time(payload.start, notice.time_zone, notice.locale),
+        "location": payload.location or "-",
+        "reason": translate(notice.locale, "reason_line").format(text=reason) if reason else "",
+    }
+    if notice.subject is None and notice.body is None:
+        subject = translate(notice.locale, f"{notice.kind}_subject").format(**context)
+        body = translate(notice.locale, f"{notice.kind}_body").format(**context)
+    else:
+        subject, body = reminder_text(
+            locale=notice.locale, context=context, subject=notice.subject, body=notice.body
+        )
+    if notice.method == ReminderMethod.SMS:
+        send_sms(settings, to=notice.recipient, body=body or subject)
+    else:
+        send_email(
+            settings,
+            to=notice.recipient,
+            subject=subject,
+            body=body,
+            message_key=f"{payload.event_id}-{notice.label.replace(' ', '-')}",
+        )
+    return f"{notice.kind} notice sent to {notice.label}"

@@ -9,11 +9,13 @@ from prefect.states import Completed, State
 
 from booking.db import transaction
 from booking.enums import MEETING_TRIGGERS, WebhookTrigger
-from booking.payload import PostCommitPayload
+from booking.models import ScheduledTrigger
+from booking.payload import PostCommitPayload, cancellation_note
 from booking.settings import get_settings
 from booking.timeutil import utcnow
 from tasks.delivery import store
 from tasks.delivery.message import Subscriber, WebhookMessage, url_host
+from tasks.delivery.order import waits_for
 from tasks.delivery.send import DeliveryReport, send_webhook
 from tasks.retry import is_transient, step_policy
 
@@ -43,6 +45,19 @@ def delete_original_triggers(payload: PostCommitPayload) -> int:
     return deleted
 
 
+@task(name="cancel the booking's scheduled triggers", **step_policy("database"))
+def cancel_booking_triggers(payload: PostCommitPayload) -> int:
+    """On a cancellation, set the booking's triggers not yet sent to CANCELLED."""
+    with transaction() as session:
+        cancelled = store.cancel_pending(
+            session, ScheduledTrigger, payload.booking_id, cancellation_note(payload)
+        )
+    get_run_logger().info(
+        "cancelled %d pending triggers of booking %s", cancelled, payload.booking_uid
+    )
+    return cancelled
+
+
 @task(name="schedule meeting triggers", **step_policy("database"))
 def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
     """Store MEETING_STARTED (due at start) and MEETING_ENDED (due at end) per subscriber."""
@@ -67,9 +82,19 @@ def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport | None]:
     A subscriber still failing after the last retry does not lose the message: it is handed
     to the due-work sweep, which sends it again for about a day (same `webhook-id` and
     body), and this step ends "Redelivery scheduled" without holding a worker meanwhile.
+    A message whose booking has an earlier message to this subscriber still outstanding is
+    handed to the sweep too, and this step ends "Waiting for an earlier message".
     """
     settings = get_settings()
     attempt = task_run.get_run_count() or 1
+    with transaction() as session:
+        if reason := waits_for(session, message):
+            store.add_redelivery_once(session, message, utcnow())
+    if reason:
+        get_run_logger().info("%s to %s waits: %s", message.trigger, message.host, reason)
+        return Completed(
+            name="Waiting for an earlier message", message=f"{reason}; {message.message_id}"
+        )
     try:
         report = send_webhook(message, attempt_no=attempt)
     except Exception as exc:

@@ -104,4 +104,4 @@ def test_payload_dates_are_iso_8601_utc(payload: PostCommitPayload) -> None:
     for key in ("start", "end", "created_at"):
         assert data[key].endswith("Z")
         assert datetime.fromisoformat(data[key]).utcoffset() == timedelta(0)
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from booking.models import OutboxEvent
 from booking.service import create_booking
 from booking.settings import Settings
+from booking.transitions import cancel_booking
 from deployments.names import ARRANGEMENTS, idempotency_key
 from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import relay_pending
@@ -197,3 +198,36 @@ def test_the_relay_finishes_completed_runs_and_restarts_crashed_ones(
     event = outbox_event(engine, crashed.event_id)
     assert (event.outcome, event.restarts) == ("Crashed", 1)  # left for an operator
     assert event.finished_at is not None
+
+
+def test_a_cancellation_lost_at_commit_is_dispatched_by_the_relay_with_its_tag(
+    deployed: LocalPrefect,
+    prefect_client: SyncPrefectClient,
+    silent_api: str,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    with dispatcher_for(engine, settings, prefect_api_url=deployed.api_url) as dispatcher:
+        result = book(engine, dispatcher)
+        dispatcher.drain(timeout=30)
+    with (
+        dispatcher_for(
+            engine, settings, prefect_api_url=silent_api, dispatch_timeout_seconds=1.0
+        ) as stalled,
+        Session(engine) as session,
+    ):
+        cancelled = cancel_booking(result.uid, session=session, handoff=stalled)
+        stalled.drain(timeout=30)
+    assert outbox_event(engine, cancelled.event_id).dispatched_at is None
+
+    relay_settings = settings.model_copy(
+        update={"prefect_api_url": deployed.api_url, "relay_grace_seconds": 0}
+    )
+    with PostCommitDispatcher(engine=engine, settings=relay_settings) as dispatcher:
+        relay_pending(engine=engine, dispatcher=dispatcher, settings=relay_settings)
+
+    runs = {run.parameters["event_id"]: run for run in runs_of_booking(prefect_client, result.uid)}
+    assert set(runs) == {result.event_id, cancelled.event_id}
+    assert "created" in runs[result.event_id].tags
+    assert "cancelled" in runs[cancelled.event_id].tags
+    assert runs[cancelled.event_id].name == f"post-commit-{result.uid}"

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from booking.enums import WebhookTrigger
+from booking.enums import BookingEvent, BookingStatus, WebhookTrigger
 from tasks.delivery.body import booking_data, render_body
-from tasks.delivery.message import booking_trigger, message_id
+from tasks.delivery.message import booking_triggers, message_id
 from tasks.templates import TemplateRejected
 from tests.factories import snapshot as payload
 
@@ -19,7 +19,37 @@ from tests.factories import snapshot as payload
     ],
 )
 def test_trigger_follows_confirmation_then_reschedule(confirmed, reschedule, trigger) -> None:
-    assert booking_trigger(payload(confirmed, reschedule)) == trigger
+    assert booking_triggers(payload(confirmed, reschedule)) == [trigger]
+
+
+P = WebhookTrigger
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "price", "paid", "triggers"),
+    [
+        ("CREATED", "PENDING", 4500, False, [P.BOOKING_PAYMENT_INITIATED]),
+        ("PAID", "ACCEPTED", 4500, True, [P.BOOKING_PAID, P.BOOKING_CREATED]),
+        ("PAID", "PENDING", 4500, True, [P.BOOKING_PAID, P.BOOKING_REQUESTED]),
+        ("CONFIRMED", "ACCEPTED", 0, False, [P.BOOKING_CREATED]),
+        ("REJECTED", "REJECTED", 0, False, [P.BOOKING_REJECTED]),
+        ("CANCELLED", "CANCELLED", 0, False, [P.BOOKING_CANCELLED]),
+    ],
+)
+def test_each_booking_event_tells_subscribers_its_triggers_in_order(
+    event, status, price, paid, triggers
+) -> None:
+    base = payload(confirmed=False)
+    changed = base.model_copy(
+        update={
+            "event": BookingEvent(event),
+            "status": BookingStatus(status),
+            "paid": paid,
+            "event_type": base.event_type.model_copy(update={"price": price}),
+        }
+    )
+
+    assert booking_triggers(changed) == triggers
 
 
 def test_message_id_is_stable_per_event_subscriber_and_trigger() -> None:

@@ -1,0 +1,199 @@
+"""The rest of a booking's life through the bundled post-commit flow, called directly
+against a real Prefect server, subscribers on loopback and a real SMTP server: confirm,
+reject, cancel, pay, and one booking's messages arriving in commit order."""
+
+import contextvars
+import json
+import threading
+import time
+
+import pytest
+from pytest_httpserver import HTTPServer
+from sqlmodel import Session, select
+from werkzeug import Request, Response
+
+from booking.enums import WorkStatus
+from booking.models import ScheduledTrigger, WorkflowReminder
+from booking.service import create_booking
+from booking.timeutil import utcnow
+from booking.transitions import cancel_booking, confirm_booking, record_payment, reject_booking
+from flows.deliver_due_work import deliver_due_work
+from flows.post_commit import booking_post_commit
+from tests.factories import booking_request, make_event_type, make_subscription
+from tests.helpers import Inbox
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+LIFE = [
+    "BOOKING_CREATED",
+    "BOOKING_REQUESTED",
+    "BOOKING_CANCELLED",
+    "BOOKING_REJECTED",
+    "BOOKING_PAYMENT_INITIATED",
+    "BOOKING_PAID",
+    "MEETING_STARTED",
+    "MEETING_ENDED",
+]
+
+
+def run(event_id: str | None, uid: str):
+    assert event_id is not None
+    return booking_post_commit(event_id, uid, return_state=True)
+
+
+def bodies(httpserver: HTTPServer) -> list[dict]:
+    return [json.loads(request.get_data()) for request, _ in httpserver.log]
+
+
+def due_rows(db: Session, model, booking_id: int):
+    db.expire_all()
+    return list(db.exec(select(model).where(model.booking_id == booking_id)))
+
+
+def subscribed(db: Session, httpserver: HTTPServer, **event_type):
+    kind = make_event_type(db, **event_type)
+    make_subscription(db, httpserver.url_for("/hook"), LIFE, event_type_id=kind.id)
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    return kind
+
+
+def test_a_confirmed_booking_gets_what_a_booking_confirmed_at_creation_gets(
+    db: Session, httpserver: HTTPServer, smtp: Inbox
+) -> None:
+    kind = subscribed(db, httpserver, requires_confirmation=True)
+    booked = create_booking(booking_request(kind), session=db)
+    assert run(booked.event_id, booked.uid).is_completed()
+    assert due_rows(db, ScheduledTrigger, booked.booking_id) == []
+
+    confirmed = confirm_booking(booked.uid, session=db)
+    state = run(confirmed.event_id, booked.uid)
+
+    assert state.is_completed(), state.message
+    assert [b["triggerEvent"] for b in bodies(httpserver)] == [
+        "BOOKING_REQUESTED",
+        "BOOKING_CREATED",
+    ]
+    assert bodies(httpserver)[1]["payload"]["status"] == "ACCEPTED"
+    triggers = due_rows(db, ScheduledTrigger, booked.booking_id)
+    assert sorted(t.trigger_event.value for t in triggers) == ["MEETING_ENDED", "MEETING_STARTED"]
+    (reminder,) = due_rows(db, WorkflowReminder, booked.booking_id)
+    assert reminder.is_mandatory and reminder.status == WorkStatus.PENDING
+    assert smtp.messages == []
+
+
+def test_a_cancellation_tells_everyone_and_cancels_what_was_planned(
+    db: Session, httpserver: HTTPServer, smtp: Inbox
+) -> None:
+    kind = subscribed(db, httpserver)
+    booked = create_booking(booking_request(kind), session=db)
+    assert run(booked.event_id, booked.uid).is_completed()
+    assert len(due_rows(db, ScheduledTrigger, booked.booking_id)) == 2
+
+    cancelled = cancel_booking(
+        booked.uid, session=db, reason="Kann leider nicht", cancelled_by="attendee"
+    )
+    state = run(cancelled.event_id, booked.uid)
+
+    assert state.is_completed(), state.message
+    last = bodies(httpserver)[-1]
+    assert last["triggerEvent"] == "BOOKING_CANCELLED"
+    assert last["payload"]["cancellationReason"] == "Kann leider nicht"
+    assert last["payload"]["cancelledBy"] == "attendee"
+    assert last["payload"]["status"] == "CANCELLED"
+    rows = [*due_rows(db, ScheduledTrigger, booked.booking_id)]
+    rows += due_rows(db, WorkflowReminder, booked.booking_id)
+    assert rows and all(r.status == WorkStatus.CANCELLED for r in rows)
+    assert {r.skip_reason for r in rows} == {"booking cancelled by the attendee"}
+    subjects = sorted(str(m["Subject"]) for m in smtp.messages)
+    assert [s.split(":")[0] for s in subjects] == ["Abgesagt", "Cancelled"]  # attendee de, host en
+    attendee_mail = next(m for m in smtp.messages if str(m["Subject"]).startswith("Abgesagt"))
+    assert "Grund: Kann leider nicht" in attendee_mail.get_payload()
+    assert "16:00" in str(attendee_mail["Subject"])  # 15:00 UTC, in Europe/Berlin
+
+
+def test_a_rejection_tells_the_subscriber_and_the_attendee_why(
+    db: Session, httpserver: HTTPServer, smtp: Inbox
+) -> None:
+    kind = subscribed(db, httpserver, requires_confirmation=True)
+    booked = create_booking(booking_request(kind), session=db)
+    assert run(booked.event_id, booked.uid).is_completed()
+
+    rejected = reject_booking(booked.uid, session=db, reason="Ausgebucht")
+    state = run(rejected.event_id, booked.uid)
+
+    assert state.is_completed(), state.message
+    last = bodies(httpserver)[-1]
+    assert (last["triggerEvent"], last["payload"]["rejectionReason"]) == (
+        "BOOKING_REJECTED",
+        "Ausgebucht",
+    )
+    (mail,) = smtp.messages
+    assert str(mail["Subject"]).startswith("Abgelehnt") and "Ausgebucht" in mail.get_payload()
+    assert due_rows(db, ScheduledTrigger, booked.booking_id) == []
+
+
+def test_a_paid_booking_is_announced_then_confirmed_by_its_payment(
+    db: Session, httpserver: HTTPServer, smtp: Inbox
+) -> None:
+    kind = subscribed(db, httpserver, price=4500, currency="eur")
+    booked = create_booking(booking_request(kind), session=db)
+    assert run(booked.event_id, booked.uid).is_completed()
+
+    paid = record_payment(booked.uid, payment_id="pi_life", session=db)
+    state = run(paid.event_id, booked.uid)
+
+    assert state.is_completed(), state.message
+    triggers = [b["triggerEvent"] for b in bodies(httpserver)]
+    assert triggers == ["BOOKING_PAYMENT_INITIATED", "BOOKING_PAID", "BOOKING_CREATED"]
+    assert bodies(httpserver)[1]["payload"]["paymentId"] == "pi_life"
+    assert len(due_rows(db, ScheduledTrigger, booked.booking_id)) == 2
+
+
+class FlakyFirst:
+    """Answers 503 to the first two requests, 200 after; keeps what arrived, in order."""
+
+    def __init__(self, httpserver: HTTPServer):
+        self.seen: list[tuple[str, str, int]] = []  # trigger, webhook-id, status answered
+        httpserver.expect_request("/hook").respond_with_handler(self.handle)
+        self.url = httpserver.url_for("/hook")
+
+    def handle(self, request: Request) -> Response:
+        status = 503 if len(self.seen) < 2 else 200
+        trigger = json.loads(request.get_data())["triggerEvent"]
+        self.seen.append((trigger, request.headers["webhook-id"], status))
+        return Response("busy" if status == 503 else "ok", status=status)
+
+
+def test_a_cancellation_never_overtakes_the_creation_it_cancels(
+    db: Session, httpserver: HTTPServer, configure, smtp: Inbox
+) -> None:
+    configure(webhook_retry_base_seconds="1.0")  # the CREATED retries for a few seconds
+    subscriber = FlakyFirst(httpserver)
+    kind = make_event_type(db)
+    make_subscription(
+        db, subscriber.url, ["BOOKING_CREATED", "BOOKING_CANCELLED"], event_type_id=kind.id
+    )
+    booked = create_booking(booking_request(kind), session=db)
+    context = contextvars.copy_context()  # the test's Prefect server, in the thread too
+    creation = threading.Thread(target=context.run, args=(run, booked.event_id, booked.uid))
+    creation.start()
+    time.sleep(1)
+    cancelled = cancel_booking(booked.uid, session=db)
+    cancellation = run(cancelled.event_id, booked.uid)  # while the CREATED is retrying
+    creation.join(60)
+
+    assert cancellation.is_completed(), cancellation.message
+    sweep = deliver_due_work(now=utcnow(), return_state=True)  # the held-back CANCELLED
+    assert sweep.is_completed(), sweep.message
+
+    assert [(t, s) for t, _, s in subscriber.seen] == [
+        ("BOOKING_CREATED", 503),
+        ("BOOKING_CREATED", 503),
+        ("BOOKING_CREATED", 200),
+        ("BOOKING_CANCELLED", 200),
+    ]
+    ids = {
+        trigger: {i for t, i, _ in subscriber.seen if t == trigger}
+        for trigger, _, _ in subscriber.seen
+    }
+    assert all(len(one) == 1 for one in ids.values())  # each message keeps its webhook-id
+    assert ids["BOOKING_CREATED"] != ids["BOOKING_CANCELLED"]
