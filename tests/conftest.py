@@ -121,11 +121,20 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalP
     first to need it starts it, the last to finish stops it). Flows called in tests report
     to it; every test uses names of its own, so they do not see each other's work."""
     from prefect.logging.handlers import APILogWorker
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
 
     with (
         SharedServer(run_temp(tmp_path_factory)) as stack,
-        temporary_settings({PREFECT_API_URL: stack.api_url}),
+        # Flows called here in the test process need no heartbeat (no worker watches them),
+        # and Prefect's heartbeat thread holds each run's end for up to a second. The
+        # workers the integration tests start keep theirs (`python -m worker` sets 30 s).
+        temporary_settings(
+            {PREFECT_API_URL: stack.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        ),
     ):
         yield stack
         APILogWorker.drain_all(timeout=5)  # send the last logs while the server runs
