@@ -163,6 +163,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.port = 0  # where its server listens, once started
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         self.messages.append(email.message_from_bytes(envelope.content))

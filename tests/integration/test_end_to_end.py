@@ -12,24 +12,39 @@ import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 from pytest_httpserver import HTTPServer
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
 
 from booking.db import make_engine, upgrade_schema
+from booking.models import OutboxEvent
 from booking.service import create_booking
 from booking.settings import Settings
+from booking.transitions import cancel_booking, confirm_booking
 from handoff.dispatch import PostCommitDispatcher
 from local.stack import LocalPrefect, free_port
 from tests.factories import booking_request, make_event_type, make_subscription
-from tests.helpers import TEST_SETTINGS, runs_of_booking
+from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking
 
 pytestmark = pytest.mark.integration
 SECRET = "e2e-secret"
 
 
 @pytest.fixture(scope="module")
+def mailbox() -> Iterator[Inbox]:
+    """The SMTP server the module's worker sends notices to."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    inbox.port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, prefect_database
+    tmp_path_factory: pytest.TempPathFactory, prefect_database, mailbox: Inbox
 ) -> Iterator[tuple[LocalPrefect, str]]:
     """Its own server and worker, whose flow runs use this module's bookings database."""
     home = tmp_path_factory.mktemp("e2e")
@@ -42,6 +57,7 @@ def stack(
         extra_env={
             **TEST_SETTINGS,
             "BOOKING_DATABASE_URL": database_url,
+            "BOOKING_SMTP_PORT": str(mailbox.port),
             "PREFECT_WORKER_QUERY_SECONDS": "1",
         },
     )
@@ -121,6 +137,54 @@ def test_a_booking_reaches_its_subscriber_through_deployments_and_a_worker(
         == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     )
     Webhook(SECRET.encode()).verify(body, dict(request.headers))
+    engine.dispose()
+
+
+def test_a_booking_is_requested_confirmed_and_cancelled_through_a_worker(
+    stack: tuple[LocalPrefect, str], httpserver: HTTPServer, mailbox: Inbox
+) -> None:
+    prefect, database_url = stack
+    engine = make_engine(database_url)
+    httpserver.expect_request("/life", method="POST").respond_with_data("ok")
+    settings = Settings(database_url=database_url, prefect_api_url=prefect.api_url)
+    mails_before = len(mailbox.messages)
+    with (
+        Session(engine, expire_on_commit=False) as session,
+        PostCommitDispatcher(engine=engine, settings=settings) as dispatcher,
+        SyncPrefectClient(prefect.api_url) as client,
+    ):
+        event_type = make_event_type(session, requires_confirmation=True)
+        make_subscription(
+            session,
+            httpserver.url_for("/life"),
+            ["BOOKING_REQUESTED", "BOOKING_CREATED", "BOOKING_CANCELLED"],
+            event_type_id=event_type.id,
+        )
+        booked = create_booking(booking_request(event_type), session=session, handoff=dispatcher)
+        wait_final(client, booked.uid, 1)
+        confirmed = confirm_booking(booked.uid, session=session, handoff=dispatcher)
+        wait_final(client, booked.uid, 2)
+        cancelled = cancel_booking(booked.uid, session=session, handoff=dispatcher, reason="ill")
+        runs = wait_final(client, booked.uid, 3)
+        events = [booked.event_id, confirmed.event_id, cancelled.event_id]
+        # The ledger is true as soon as the runs end, not at the relay's next pass.
+        outcomes = {
+            e.id: e.outcome
+            for e in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(events)))
+        }
+
+    assert [r.state_type.value for r in runs] == ["COMPLETED"] * 3
+    moves = {"created", "confirmed", "cancelled"}
+    assert sorted(t for r in runs for t in r.tags if t in moves) == sorted(moves)
+    assert outcomes == {event: "Completed" for event in events}
+    bodies = [json.loads(r.get_data()) for r, _ in httpserver.log if r.path == "/life"]
+    assert [b["triggerEvent"] for b in bodies] == [
+        "BOOKING_REQUESTED",
+        "BOOKING_CREATED",
+        "BOOKING_CANCELLED",
+    ]
+    assert bodies[-1]["payload"]["cancellationReason"] == "ill"
+    assert len(mailbox.messages) - mails_before == 2  # the attendee and the host
     engine.dispose()
 
 
