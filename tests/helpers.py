@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, TaskRun
 
 from deployments.names import booking_tag
 from local import postgres
@@ -149,6 +149,36 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def settled_task_runs(flow_run_id: object, name_like: str | None = None) -> list[TaskRun]:
+    """The task runs of a flow run once the server has them all, each in a final state.
+
+    A flow called in the test process reports its task runs' states as events, which the
+    server stores a moment after the flow returns: read until two reads agree."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    task_filter = TaskRunFilter(name=TaskRunFilterName(like_=name_like)) if name_like else None
+    previous: list[str] = []
+    deadline = time.monotonic() + 20
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                task_run_filter=task_filter,
+            )
+            seen = sorted(f"{r.id}:{r.state_type}" for r in runs)
+            settled = runs and all(r.state and r.state.is_final() for r in runs)
+            if (settled and seen == previous) or time.monotonic() > deadline:
+                return runs
+            previous = seen
+            time.sleep(0.2)
 
 
 def runs_of_booking(client: SyncPrefectClient, booking_uid: str) -> list[FlowRun]:

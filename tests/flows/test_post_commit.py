@@ -3,7 +3,6 @@
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
-    FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
 )
 from pytest_httpserver import HTTPServer
@@ -14,6 +13,7 @@ from booking.settings import Settings
 from flows.post_commit import booking_post_commit
 from local.stack import LocalPrefect
 from tests.factories import booking_request, make_event_type, make_subscription
+from tests.helpers import settled_task_runs
 
 
 def committed_booking(settings: Settings, subscriber_url: str | None = None):
@@ -71,8 +71,4 @@ def test_bundled_run_fails_when_one_concerns_step_fails_and_the_others_still_run
 
 
 def task_runs(flow_run_id):
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    return {run.name.rsplit("-", 1)[0]: run for run in runs}
+    return {run.name.rsplit("-", 1)[0]: run for run in settled_task_runs(flow_run_id)}

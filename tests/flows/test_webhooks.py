@@ -7,12 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterId,
-    TaskRunFilter,
-    TaskRunFilterName,
-)
 from pytest_httpserver import HTTPServer
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -31,6 +25,7 @@ from booking.service import create_booking
 from booking.templates import InvalidTemplate
 from flows.webhooks import booking_post_commit_webhooks
 from tests.factories import booking_request, make_event_type, make_subscription
+from tests.helpers import settled_task_runs
 
 SECRET = "whk-secret-1"
 CREATED = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_REQUESTED"]
@@ -380,7 +375,6 @@ def test_pending_booking_stores_no_meeting_triggers(db: Session) -> None:
 def test_the_run_names_each_delivery_and_never_logs_the_secret(
     db: Session, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from prefect.client.orchestration import get_client
 
     event_type = make_event_type(db)
     sub = make_subscription(
@@ -404,13 +398,7 @@ def test_the_run_names_each_delivery_and_never_logs_the_secret(
     )
     assert SECRET not in logged and "token=abc" not in logged
     assert all(SECRET not in (a.error or "") for a in attempts(db, sub.id))
-    with get_client(sync_client=True) as client:
-        (delivery,) = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            ),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="deliver ")),
-        )
+    (delivery,) = settled_task_runs(state.state_details.flow_run_id, "deliver ")
     assert delivery.name == f"deliver BOOKING_CREATED to localhost #{sub.id}"
     assert delivery.state.name == "Redelivery scheduled"
 
@@ -418,7 +406,6 @@ def test_the_run_names_each_delivery_and_never_logs_the_secret(
 def test_a_delivery_shows_its_outcome_and_webhook_id_in_the_ui(
     db: Session, httpserver: HTTPServer
 ) -> None:
-    from prefect.client.orchestration import get_client
 
     event_type = make_event_type(db)
     sub = make_subscription(db, httpserver.url_for("/ok"), CREATED, event_type_id=event_type.id)
@@ -426,13 +413,7 @@ def test_a_delivery_shows_its_outcome_and_webhook_id_in_the_ui(
 
     state = run_flow(book(db, event_type))
 
-    with get_client(sync_client=True) as client:
-        (delivery,) = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            ),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="deliver ")),
-        )
+    (delivery,) = settled_task_runs(state.state_details.flow_run_id, "deliver ")
     (attempt,) = attempts(db, sub.id)
     assert delivery.state.message == f"delivered, HTTP 200, {attempt.message_id}"
 

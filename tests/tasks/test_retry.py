@@ -2,11 +2,11 @@ import httpx
 import pytest
 from prefect import flow, task
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from tasks.delivery.guard import RefusedURL
 from tasks.errors import PermanentError, TransientError
 from tasks.retry import JITTER_FACTOR, is_transient, step_policy, with_policy
+from tests.helpers import settled_task_runs
 
 
 @pytest.mark.parametrize(
@@ -67,12 +67,8 @@ def test_prefect_jitters_the_retry_delays_of_a_step(prefect_server, configure) -
     state = one_step(return_state=True)
 
     assert state.is_completed() and len(calls) == 4
+    (run,) = settled_task_runs(state.state_details.flow_run_id)
     with get_client(sync_client=True) as client:
-        (run,) = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            )
-        )
         waits = [
             (s.state_details.scheduled_time - s.timestamp).total_seconds()
             for s in client.read_task_run_states(run.id)
