@@ -11,8 +11,10 @@ from werkzeug import Request, Response
 from booking.i18n import translate
 from booking.models import ChatAccount, Contact, PushDevice
 from booking.service import create_booking
+from booking.transitions import cancel_booking, confirm_booking
 from flows.integrations import booking_post_commit_integrations
 from tests.factories import booking_request, make_event_type, make_team_event_type, make_user
+from tests.helpers import settled_task_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
@@ -221,8 +223,6 @@ def test_analytics_fires_only_with_a_tracking_id_and_once_across_a_retry(
 
 
 def test_one_provider_down_fails_only_its_own_step(db: Session, providers: HTTPServer) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     host = host_with_device(db, chat=True)
     event_type = make_event_type(db, host)
@@ -237,12 +237,7 @@ def test_one_provider_down_fails_only_its_own_step(db: Session, providers: HTTPS
     assert len(requests_to(providers, "/fcm")) == 1
     assert len(requests_to(providers, "/chat")) == 1
     assert len(requests_to(providers, "/analytics")) == 1
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            )
-        )
+    runs = settled_task_runs(state.state_details.flow_run_id)
     failed = sorted(r.name for r in runs if r.state.is_failed())
     assert len(failed) == 1 and failed[0].startswith("identify hosts in Customer.io")
     assert db.exec(select(Contact).where(Contact.owner_id == host.id)).first() is not None
@@ -262,3 +257,34 @@ def test_no_step_prints_to_stdout(
     assert out == ""
     for secret in ("push-token-secret", "chat-key-secret", "cio-key-secret", "analytics-secret"):
         assert secret not in err
+
+
+def test_a_confirmation_then_a_cancellation_reach_the_host_and_the_providers(
+    db: Session, providers: HTTPServer
+) -> None:
+    host = host_with_device(db, locale="de", chat=True)
+    event_type = make_event_type(db, host, requires_confirmation=True)
+    answer_all_ok(providers)
+    providers.expect_request(path_prefix("/chat/cal_booking/")).respond_with_json({"ok": True})
+    booked = create_booking(booking_request(event_type, tracking_id="t-1"), session=db)
+    assert run(booked).is_completed()
+    assert requests_to(providers, "/chat") == [] and requests_to(providers, "/analytics") == []
+
+    confirmed = confirm_booking(booked.uid, session=db)
+    assert run(confirmed).is_completed()
+    cancelled = cancel_booking(booked.uid, session=db, reason="krank")
+    assert run(cancelled).is_completed()
+
+    titles = [
+        json.loads(r.get_data())["message"]["notification"]["title"]
+        for r in requests_to(providers, "/fcm")
+    ]
+    assert titles == ["Neue Buchungsanfrage", "Buchung bestätigt", "Buchung storniert"]
+    last_push = json.loads(requests_to(providers, "/fcm")[-1].get_data())["message"]
+    assert last_push["data"]["status"] == "CANCELLED"
+    assert "storniert" in last_push["notification"]["body"]
+    chat = [(r.method, r.path) for r in requests_to(providers, "/chat")]
+    assert chat == [("POST", "/chat/cal_booking"), ("DELETE", f"/chat/cal_booking/{booked.uid}")]
+    events = [json.loads(r.get_data())["event"] for r in requests_to(providers, "/analytics")]
+    assert events == ["booking_lead", "booking_cancelled"]
+    assert len(requests_to(providers, "/cio")) == 1  # identified once, when confirmed

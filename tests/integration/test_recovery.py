@@ -22,23 +22,37 @@ from sqlmodel import Session, col, select
 from werkzeug import Request, Response
 
 from booking.db import make_engine, upgrade_schema
-from booking.models import OutboxEvent, ScheduledTrigger
+from booking.models import Attendee, Booking, OutboxEvent, ScheduledTrigger, User
 from booking.service import create_booking
 from booking.settings import Settings
 from booking.timeutil import utcnow
+from booking.transitions import cancel_booking
 from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import finish_dispatched
 from local.stack import LocalPrefect, free_port
 from tests.factories import booking_request, make_event_type, make_subscription
-from tests.helpers import TEST_SETTINGS, runs_of_booking
+from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking
 
 pytestmark = pytest.mark.integration
 BOOKINGS = 10
+CANCELLED = 2
 RECOVERY_SECONDS = 300  # the promise: within five minutes
 
 
 @pytest.fixture
-def stack(tmp_path, prefect_database) -> Iterator[tuple[LocalPrefect, str]]:
+def mailbox() -> Iterator[Inbox]:
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    inbox.port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def stack(tmp_path, prefect_database, mailbox: Inbox) -> Iterator[tuple[LocalPrefect, str]]:
     database_url = f"sqlite:///{tmp_path / 'bookings.db'}"
     upgrade_schema(make_engine(database_url))
     url = prefect_database()
@@ -51,6 +65,7 @@ def stack(tmp_path, prefect_database) -> Iterator[tuple[LocalPrefect, str]]:
         extra_env={
             **TEST_SETTINGS,
             "BOOKING_DATABASE_URL": database_url,
+            "BOOKING_SMTP_PORT": str(mailbox.port),
             "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "30",
             "BOOKING_RELAY_GRACE_SECONDS": "5",
             # The shortest window Prefect's 30 s heartbeat allows, not the default 90 s.
@@ -84,7 +99,7 @@ class SlowSubscriber:
 
 
 def test_a_killed_worker_loses_nothing(
-    stack: tuple[LocalPrefect, str], httpserver: HTTPServer
+    stack: tuple[LocalPrefect, str], httpserver: HTTPServer, mailbox: Inbox
 ) -> None:
     prefect, database_url = stack
     subscriber = SlowSubscriber(httpserver)
@@ -104,6 +119,10 @@ def test_a_killed_worker_loses_nothing(
                 create_booking(booking_request(event_type), session=session, handoff=dispatcher).uid
                 for _ in range(BOOKINGS)
             ]
+            # Two of them are cancelled at once: their cancellations' runs are in the kill too.
+            for uid in uids[:CANCELLED]:
+                cancel_booking(uid, session=session, cancelled_by="system", handoff=dispatcher)
+    runs_expected = BOOKINGS + CANCELLED
 
     assert subscriber.first.wait(120), "no delivery started"
     # Kill mid-run: once every run has started (a run the worker took but never started is
@@ -112,7 +131,7 @@ def test_a_killed_worker_loses_nothing(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             runs = [run for uid in uids for run in runs_of_booking(client, uid)]
-            if len(runs) == BOOKINGS and not any(
+            if len(runs) == runs_expected and not any(
                 r.state.is_scheduled() or r.state.is_pending() for r in runs
             ):
                 break
@@ -125,7 +144,7 @@ def test_a_killed_worker_loses_nothing(
     with SyncPrefectClient(prefect.api_url) as client:
         while time.monotonic() - killed_at < RECOVERY_SECONDS:
             runs = [run for uid in uids for run in runs_of_booking(client, uid)]
-            if len(runs) == BOOKINGS and all(r.state_type.value == "COMPLETED" for r in runs):
+            if len(runs) == runs_expected and all(r.state_type.value == "COMPLETED" for r in runs):
                 break
             time.sleep(3)
         recovered_in = time.monotonic() - killed_at
@@ -138,10 +157,22 @@ def test_a_killed_worker_loses_nothing(
             now=utcnow() + timedelta(minutes=5),
         )
     with Session(engine) as session:
-        outcomes = dict(session.exec(select(OutboxEvent.booking_uid, OutboxEvent.outcome)).all())
+        outcomes = session.exec(select(OutboxEvent.booking_uid, OutboxEvent.outcome)).all()
 
     assert recovered_in < RECOVERY_SECONDS, [r.state_type for r in runs]
-    assert outcomes == {uid: "Completed" for uid in uids}
+    assert len(outcomes) == runs_expected and {o for _, o in outcomes} == {"Completed"}
+    # Each cancellation told its attendee and the host (a notice in flight at the kill may
+    # be sent again: email has no idempotency key).
+    with Session(engine) as session:
+        told = set(
+            session.exec(
+                select(Attendee.email)
+                .join(Booking, col(Booking.id) == Attendee.booking_id)
+                .where(col(Booking.uid).in_(uids[:CANCELLED]))
+            )
+        )
+        told |= {session.exec(select(User.email).where(User.id == event_type.owner_id)).one()}
+    assert {str(m["To"]) for m in mailbox.messages} == told
     assert set(subscriber.ids) == set(uids)  # every booking's webhook arrived
     assert all(len(ids) == 1 for ids in subscriber.ids.values())  # with one webhook-id each
     with Session(engine) as session:
