@@ -147,7 +147,7 @@ class LocalPrefect:
         from booking.settings import Settings
         from deployments.automations import ensure_automations, ensure_provider_limits
 
-        self.run("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+        self.create_pool(WORK_POOL)
         self.run("--no-prompt", "deploy", "--all", cwd=project_dir)
         # The automations' window is the one this stack's workers and relay are told.
         silence = self.env().get("BOOKING_RUN_SILENCE_SECONDS") or (
@@ -157,19 +157,36 @@ class LocalPrefect:
             ensure_provider_limits(client)
             ensure_automations(client, timedelta(seconds=int(silence)))
 
+    def create_pool(self, name: str) -> None:
+        """A process work pool (created, or reset), as `prefect work-pool create NAME --type
+        process --overwrite` makes it: with the process worker's job template."""
+        from prefect.client.orchestration import SyncPrefectClient
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.workers.process import ProcessWorker
+
+        pool = WorkPoolCreate(
+            name=name,
+            type="process",
+            base_job_template=ProcessWorker.get_default_base_job_template(),
+        )
+        with SyncPrefectClient(self.api_url) as client:
+            client.create_work_pool(pool, overwrite=True)
+
     def start_worker(
         self,
         *extra_args: str,
         name: str = "worker",
         pool: str = WORK_POOL,
         forkserver: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """A worker on the pool, as the README starts one: `python -m worker`
-        (with its forkserver), or plain `prefect worker start`. Output goes to
-        `log_path(name)`."""
+        (with its forkserver), or plain `prefect worker start`, with `env` on top of the
+        stack's environment. Output goes to `log_path(name)`."""
         if forkserver:
-            return self._spawn(name, "worker", "--pool", pool, *extra_args)
-        return self._spawn(name, "prefect", "worker", "start", "--pool", pool, *extra_args)
+            return self._spawn(name, "worker", "--pool", pool, *extra_args, env=env)
+        command = ("prefect", "worker", "start", "--pool", pool, *extra_args)
+        return self._spawn(name, *command, env=env)
 
     def stop_process(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         """Stop one process this stack started (a worker and what it started), as Ctrl-C
@@ -205,11 +222,13 @@ class LocalPrefect:
     def log_path(self, name: str) -> Path:
         return self.home / f"{name}.log"
 
-    def _spawn(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, module: str, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = self.log_path(name).open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             cwd=PROJECT_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -16,12 +16,12 @@ from prefect.states import Cancelling
 from prefect.utilities.callables import parameter_schema
 
 from booking.settings import PROJECT_ROOT
-from deployments.names import WORK_POOL
-from local.stack import LocalPrefect, free_port
+from local.stack import LocalPrefect
 from tests.integration.start_flows import probe
 
 pytestmark = pytest.mark.integration
-PLAIN_POOL = "booking-plain-start"
+FORK_POOL = "start-path-forking"
+PLAIN_POOL = "start-path-plain"
 
 
 def pool_job_variables() -> dict:
@@ -31,23 +31,21 @@ def pool_job_variables() -> dict:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, prefect_database) -> Iterator[LocalPrefect]:
-    home = tmp_path_factory.mktemp("start-path")
-    stack = LocalPrefect(
-        home=home / "prefect",
-        port=free_port(),
-        database_url=prefect_database(),
-        extra_env={"PREFECT_WORKER_QUERY_SECONDS": "1"},
-    )
-    stack.start()
-    try:
-        stack.deploy_all()
-        stack.run("work-pool", "create", PLAIN_POOL, "--type", "process", "--overwrite")
-        stack.start_worker(name="forking-worker")
-        stack.start_worker(name="plain-worker", pool=PLAIN_POOL, forkserver=False)
-        yield stack
-    finally:
-        stack.stop(timeout=5)  # a test stack need not wind down gracefully
+def stack(prefect_server: LocalPrefect) -> Iterator[LocalPrefect]:
+    """The run's Prefect server, with two work pools of this module's own and a worker on
+    each: one started as the README starts one, one plain `prefect worker start`."""
+    prefect_server.create_pool(FORK_POOL)
+    prefect_server.create_pool(PLAIN_POOL)
+    quick = {"PREFECT_WORKER_QUERY_SECONDS": "1"}
+    workers = [
+        prefect_server.start_worker(name="forking-worker", pool=FORK_POOL, env=quick),
+        prefect_server.start_worker(
+            name="plain-worker", pool=PLAIN_POOL, forkserver=False, env=quick
+        ),
+    ]
+    yield prefect_server
+    for worker in workers:
+        prefect_server.stop_process(worker, timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +69,7 @@ def deploy_probe(client: SyncPrefectClient, pool: str) -> UUID:
     )
 
 
-def start(client: SyncPrefectClient, pool: str = WORK_POOL, **parameters) -> UUID:
+def start(client: SyncPrefectClient, pool: str = FORK_POOL, **parameters) -> UUID:
     return client.create_flow_run_from_deployment(
         deploy_probe(client, pool), parameters=parameters
     ).id
