@@ -2,8 +2,8 @@
 
     python -m bench.transitions [--n 300] [--database sqlite|postgresql]
 
-  floor    the same writes by hand: UPDATE the booking's status, INSERT an outbox row of the
-           same size, commit
+  floor    the same writes by hand, in their cheapest form (Core statements built once):
+           UPDATE the booking's status, INSERT an outbox row of the same size, commit
   confirm  confirm_booking: the conditional UPDATE, the booking's snapshot, the outbox event
   cancel   cancel_booking, likewise, with a reason
 
@@ -20,8 +20,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, bindparam
+from sqlmodel import Session, select
 
 from bench.booking_path import new_database, request, summary
 from booking.db import make_engine, upgrade_schema
@@ -56,13 +56,18 @@ def book(engine: Engine, event_type_id: int, i: int) -> tuple[str, dict]:
         return result.uid, event.payload
 
 
+_booking = table(Booking)
+# The cheapest form of the writes: Core statements built once, executed with parameters.
+FLOOR_UPDATE = (
+    _booking.update()
+    .where(_booking.c.uid == bindparam("the_uid"), _booking.c.status == BookingStatus.ACCEPTED)
+    .values(status=BookingStatus.CANCELLED, updated_at=bindparam("now"))
+)
+
+
 def floor(engine: Engine, uid: str, payload: dict) -> None:
     with Session(engine) as session:
-        session.execute(
-            update(Booking)
-            .where(col(Booking.uid) == uid, col(Booking.status) == BookingStatus.ACCEPTED)
-            .values(status=BookingStatus.CANCELLED, updated_at=utcnow())
-        )
+        session.execute(FLOOR_UPDATE, {"the_uid": uid, "now": utcnow()})
         session.execute(
             table(OutboxEvent).insert(),
             [

@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, update
+from sqlalchemy import ColumnElement, Engine, bindparam, update
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
@@ -35,24 +35,50 @@ def new_event_id() -> str:
 
 def add_event(session: Session, payload: PostCommitPayload, *, dispatch_mode: str) -> str:
     """Write the event in the caller's transaction; it commits with the booking or not at all."""
+    return add_event_data(
+        session,
+        payload.model_dump(mode="json"),
+        dispatch_mode=dispatch_mode,
+        committed_at=payload.committed_at or utcnow(),
+    )
+
+
+def add_event_data(
+    session: Session, data: dict, *, dispatch_mode: str, committed_at: datetime
+) -> str:
+    """Write an event whose payload is already in its JSON form (`PostCommitPayload`'s)."""
     session.execute(
         table(OutboxEvent).insert(),
         [
             {
-                "id": payload.event_id,
-                "booking_uid": payload.booking_uid,
+                "id": data["event_id"],
+                "booking_uid": data["booking_uid"],
                 "kind": POST_COMMIT_KIND,
-                "schema_version": payload.schema_version,
-                "payload": payload.model_dump(mode="json"),
+                "schema_version": data["schema_version"],
+                "payload": data,
                 "dispatch_mode": dispatch_mode,
                 "flow_run_ids": {},
                 "dispatch_attempts": 0,
                 # The booking's events are ordered by this (messages to one subscriber).
-                "created_at": payload.committed_at or utcnow(),
+                "created_at": committed_at,
             }
         ],
     )
-    return payload.event_id
+    return data["event_id"]
+
+
+_outbox = table(OutboxEvent)
+_LATEST_PAYLOAD = (
+    select(_outbox.c.payload)
+    .where(_outbox.c.booking_uid == bindparam("uid"))
+    .order_by(_outbox.c.created_at.desc())
+    .limit(1)
+)
+
+
+def latest_payload(session: Session, booking_uid: str) -> dict | None:
+    """The JSON payload of the booking's latest event, or None if it has none."""
+    return session.execute(_LATEST_PAYLOAD, {"uid": booking_uid}).scalar_one_or_none()
 
 
 def load_event(session: Session, event_id: str) -> OutboxEvent:
