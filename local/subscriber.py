@@ -2,6 +2,7 @@
 subscriber checks every signature."""
 
 import email
+import email.policy
 import hmac
 import json
 import threading
@@ -76,7 +77,7 @@ class DemoMailbox:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's)
-                message = email.message_from_bytes(envelope.content)
+                message = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 mailbox.received.append((str(message["To"]), str(message["Subject"])))
                 return "250 OK"
 
