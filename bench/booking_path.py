@@ -105,6 +105,16 @@ def summary(samples: dict[str, list[float]], base: str = "floor") -> dict[str, d
     }
 
 
+def print_summary(database: str, n: int, results: dict[str, dict]) -> None:
+    print(f"database: {database}, n={n} calls per case, interleaved")
+    print(f"{'case':<14} {'p50 ms':>8} {'p99 ms':>8} {'p50 x floor':>12} {'p99 x floor':>12}")
+    for name, row in results.items():
+        print(
+            f"{name:<14} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+            f" {row['p50_ratio']:>12.2f} {row['p99_ratio']:>12.2f}"
+        )
+
+
 def new_database(kind: str, tmp: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.db'}"
@@ -177,13 +187,7 @@ def main() -> None:
         results = measure(new_database(args.database, tmp), stack.api_url, args.n, with_silent=True)
     finally:
         stack.stop()
-    print(f"database: {args.database}, n={args.n} calls per case, interleaved")
-    print(f"{'case':<14} {'p50 ms':>8} {'p99 ms':>8} {'p50 x floor':>12} {'p99 x floor':>12}")
-    for name, row in results.items():
-        print(
-            f"{name:<14} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
-            f" {row['p50_ratio']:>12.2f} {row['p99_ratio']:>12.2f}"
-        )
+    print_summary(args.database, args.n, results)
 
 
 if __name__ == "__main__":

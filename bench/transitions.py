@@ -15,7 +15,6 @@ p99 in milliseconds; ratios against the floor.
 
 import argparse
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import Engine, bindparam
 from sqlmodel import Session, select
 
-from bench.booking_path import new_database, request, summary
+from bench.booking_path import interleaved, new_database, print_summary, request, summary
 from booking.db import make_engine, upgrade_schema
 from booking.enums import BookingStatus
 from booking.models import Booking, EventType, OutboxEvent, User
@@ -113,12 +112,7 @@ def measure(url: str, n: int) -> dict[str, dict]:
     for i in range(n, n + 20):  # warm up
         for case in cases.values():
             case(i)
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for i in range(n):
-        for name, case in cases.items():
-            started = time.perf_counter()
-            case(i)
-            samples[name].append(time.perf_counter() - started)
+    samples = interleaved(cases, n)
     with Session(engine) as session:
         statuses = session.exec(select(Booking.status)).all()
     assert statuses.count(BookingStatus.CANCELLED) == 2 * (n + 20)
@@ -133,13 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     results = measure(new_database(args.database, tmp), args.n)
-    print(f"database: {args.database}, n={args.n} calls per case, interleaved")
-    print(f"{'case':<9} {'p50 ms':>8} {'p99 ms':>8} {'p50 x floor':>12} {'p99 x floor':>12}")
-    for name, row in results.items():
-        print(
-            f"{name:<9} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
-            f" {row['p50_ratio']:>12.2f} {row['p99_ratio']:>12.2f}"
-        )
+    print_summary(args.database, args.n, results)
 
 
 if __name__ == "__main__":

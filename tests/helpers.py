@@ -198,3 +198,20 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; its inbox, with the port."""
+    from aiosmtpd.controller import Controller
+
+    from local.stack import free_port
+
+    inbox = Inbox()
+    inbox.port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()

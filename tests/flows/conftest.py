@@ -5,8 +5,7 @@ from sqlmodel import Session
 
 from booking.db import make_engine
 from booking.settings import Settings
-from local.stack import free_port
-from tests.helpers import Inbox
+from tests.helpers import Inbox, smtp_server
 
 
 @pytest.fixture
@@ -21,12 +20,6 @@ def db(settings: Settings) -> Iterator[Session]:
 @pytest.fixture
 def smtp(configure) -> Iterator[Inbox]:
     """A real SMTP server (aiosmtpd) on loopback that the flows under test send to."""
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    configure(smtp_host="127.0.0.1", smtp_port=str(port))
-    yield inbox
-    controller.stop()
+    with smtp_server() as inbox:
+        configure(smtp_host="127.0.0.1", smtp_port=str(inbox.port))
+        yield inbox

@@ -23,7 +23,7 @@ from booking.transitions import cancel_booking, confirm_booking
 from handoff.dispatch import PostCommitDispatcher
 from local.stack import LocalPrefect, free_port
 from tests.factories import booking_request, make_event_type, make_subscription
-from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking
+from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking, smtp_server
 
 pytestmark = pytest.mark.integration
 SECRET = "e2e-secret"
@@ -32,14 +32,8 @@ SECRET = "e2e-secret"
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[Inbox]:
     """The SMTP server the module's worker sends notices to."""
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    inbox.port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    controller.start()
-    yield inbox
-    controller.stop()
+    with smtp_server() as inbox:
+        yield inbox
 
 
 @pytest.fixture(scope="module")

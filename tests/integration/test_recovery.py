@@ -31,7 +31,7 @@ from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import finish_dispatched
 from local.stack import LocalPrefect, free_port
 from tests.factories import booking_request, make_event_type, make_subscription
-from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking
+from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking, smtp_server
 
 pytestmark = pytest.mark.integration
 BOOKINGS = 10
@@ -41,14 +41,8 @@ RECOVERY_SECONDS = 300  # the promise: within five minutes
 
 @pytest.fixture
 def mailbox() -> Iterator[Inbox]:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    inbox.port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    controller.start()
-    yield inbox
-    controller.stop()
+    with smtp_server() as inbox:
+        yield inbox
 
 
 @pytest.fixture
