@@ -161,11 +161,18 @@ def test_a_booking_is_requested_confirmed_and_cancelled_through_a_worker(
         cancelled = cancel_booking(booked.uid, session=session, handoff=dispatcher, reason="ill")
         runs = wait_final(client, booked.uid, 3)
         events = [booked.event_id, confirmed.event_id, cancelled.event_id]
-        # The ledger is true as soon as the runs end, not at the relay's next pass.
-        outcomes = {
-            e.id: e.outcome
-            for e in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(events)))
-        }
+        # The ledger is true as soon as the runs end (their hook writes it a moment after
+        # the final state), not at the relay's next pass, minutes later.
+        deadline = time.monotonic() + 10
+        while True:
+            session.expire_all()
+            outcomes = {
+                e.id: e.outcome
+                for e in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(events)))
+            }
+            if all(outcomes.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
 
     assert [r.state_type.value for r in runs] == ["COMPLETED"] * 3
     moves = {"created", "confirmed", "cancelled"}
