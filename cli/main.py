@@ -318,15 +318,17 @@ def outbox_list(
     ] = False,
 ) -> None:
     """Events whose post-commit work is not known done (or only the pending ones): event id,
-    booking uid, created, dispatch attempts, outcome or last error."""
+    booking uid, what happened to the booking (created, confirmed, ...), created, dispatch
+    attempts, outcome or last error."""
     from cli.admin import outbox_events
 
     with session() as db:
         for event in outbox_events(db, pending_only=pending):
             state = event.outcome or ("running" if event.dispatched_at else "pending")
             error = f"\t{event.last_error[:80]}" if event.last_error else ""
+            kind = str(event.payload.get("event", "CREATED")).lower()
             typer.echo(
-                f"{event.id}\t{event.booking_uid}\t{event.created_at:%Y-%m-%d %H:%M:%S}\t"
+                f"{event.id}\t{event.booking_uid}\t{kind}\t{event.created_at:%Y-%m-%d %H:%M:%S}\t"
                 f"{event.dispatch_attempts} dispatch(es)\t{state}{error}"
             )
 

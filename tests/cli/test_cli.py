@@ -155,3 +155,4 @@ def test_deliveries_and_outbox_show_what_an_operator_needs(booking_cli, session:
     assert "pending\t1" in status and "running\t0" in status
     assert booked.event_id in booking_cli("outbox", "list", "--pending")
     assert "pending" in booking_cli("outbox", "list")
+    assert f"{booked.event_id}\t{booked.uid}\tcreated\t" in booking_cli("outbox", "list")
