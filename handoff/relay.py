@@ -172,11 +172,15 @@ def record_run_end(
     if REPLAY_TAG in run.tags or not run_ids:
         outcome = _outcome([run])
     elif str(run.id) in run_ids.values():
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(run_ids.values())))
-        )
-        found = {str(r.id): r for r in runs}
-        event_runs = [found.get(run_id) for run_id in run_ids.values()]
+        # The event's other runs (per-concern arrangement); bundled, this run is the only one.
+        others = [run_id for run_id in run_ids.values() if run_id != str(run.id)]
+        found: dict[str, FlowRun] = {}
+        if others:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=others))  # type: ignore[arg-type]
+            )
+            found = {str(r.id): r for r in runs}
+        event_runs = [run, *(found.get(run_id) for run_id in others)]
         if not all(_is_final(r) for r in event_runs):
             return None
         outcome = _outcome(event_runs)

@@ -71,8 +71,8 @@ def record_run_end(flow: object, flow_run: "FlowRun", state: "State") -> None:
     event_id = flow_run.parameters.get("event_id")
     if not event_id:
         return
+    run = flow_run.model_copy(update={"state": state})  # the final state the hook is for
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(flow_run.id)  # with the final state the hook was called for
         record(engine=configured_engine(), client=client, event_id=event_id, run=run)
 
 
