@@ -5,13 +5,14 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, bindparam, update
+from sqlalchemy import ColumnElement, Engine, bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
 from booking.db import session_scope
+from booking.enums import WorkStatus
 from booking.errors import UnknownOutboxEvent
-from booking.models import OutboxEvent
+from booking.models import Booking, OutboxEvent, WebhookRedelivery
 from booking.models.outbox import POST_COMMIT_KIND
 from booking.models.types import table
 from booking.payload import PostCommitPayload
@@ -161,6 +162,7 @@ class Unfinished:
     booking_uid: str
     flow_run_ids: dict[str, str]
     restarts: int
+    created_at: datetime  # its commit time
 
 
 def claim_unfinished(
@@ -188,7 +190,9 @@ def claim_unfinished(
             lease_until=now + lease,
         )
         rows = session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all()
-        return [Unfinished(e.id, e.booking_uid, e.flow_run_ids, e.restarts) for e in rows]
+        return [
+            Unfinished(e.id, e.booking_uid, e.flow_run_ids, e.restarts, e.created_at) for e in rows
+        ]
 
 
 def record_finished(engine: Engine, outcomes: dict[str, str]) -> None:
@@ -236,5 +240,31 @@ def unfinished(session: Session, *, limit: int = 100) -> list[OutboxEvent]:
             .where(col(OutboxEvent.finished_at).is_(None) | not_done())
             .order_by(col(OutboxEvent.created_at))
             .limit(limit)
+        )
+    )
+
+
+def with_held_messages(session: Session, settled: dict[str, datetime], now: datetime) -> list[str]:
+    """The bookings among `settled` (`uid -> commit time of what just settled there`) that
+    have a webhook message committed after it, held back and due now (see
+    tasks/delivery/order.py): a sweep could send it now."""
+    if not settled:
+        return []
+    later = or_(
+        *(
+            (col(Booking.uid) == uid) & (col(WebhookRedelivery.committed_at) > committed_at)
+            for uid, committed_at in settled.items()
+        )
+    )
+    return list(
+        session.exec(
+            select(Booking.uid)
+            .join(WebhookRedelivery, col(WebhookRedelivery.booking_id) == col(Booking.id))
+            .where(
+                later,
+                WebhookRedelivery.status == WorkStatus.PENDING,
+                col(WebhookRedelivery.due_at) <= now,
+            )
+            .distinct()
         )
     )

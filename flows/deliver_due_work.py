@@ -14,7 +14,7 @@ from prefect.futures import PrefectFuture
 
 from booking.timeutil import utcnow
 from deployments.names import DELIVER_DUE_WORK
-from tasks.delivery.redeliver import redeliver_webhook
+from tasks.delivery.redeliver import redeliver_webhook, release_held
 from tasks.duework import claim_due, summarise_sweep
 from tasks.scheduling.due import deliver_due_trigger, send_due_reminder
 
@@ -31,11 +31,14 @@ def deliver_due_work(now: datetime | None = None) -> list[PrefectFuture]:
     """
     now = now or utcnow()
     claimed = claim_due(now)
+    redeliveries = redeliver_webhook.map(claimed.redeliveries, unmapped(now))
     deliveries = [
         *deliver_due_trigger.map(claimed.triggers),
         *send_due_reminder.map(claimed.reminders),
-        *redeliver_webhook.map(claimed.redeliveries, unmapped(now)),
+        *redeliveries,
     ]
     if deliveries:
         summarise_sweep.submit(now, allow_failure(deliveries))
+    if len(claimed.redeliveries) > 1:  # one may have held back another
+        release_held.submit(claimed.redeliveries, allow_failure(list(redeliveries)))
     return deliveries

@@ -8,6 +8,7 @@ already did is not done twice. An event whose runs crashed `run_max_restarts` ti
 finished as Crashed, for an operator to look at (`booking outbox list --unfinished`).
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from booking.models import OutboxEvent
 from booking.settings import Settings
 from booking.timeutil import utcnow
 from handoff.dispatch import PostCommitDispatcher
-from handoff.runs import REPLAY_TAG
+from handoff.runs import REPLAY_TAG, start_due_work
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -140,6 +141,11 @@ def finish_dispatched(
             else:
                 waiting.append(event.event_id)
         outbox.record_finished(engine, outcomes)
+        settled: dict[str, datetime] = {}
+        for event in sorted(events, key=lambda e: e.created_at, reverse=True):
+            if event.event_id in outcomes:  # the booking's earliest finished event counts
+                settled[event.booking_uid] = event.created_at
+        release_held(engine, client, settled)
         outbox.record_restarts(engine, restarts)
         finished, restarted = finished + len(outcomes), restarted + len(restarts)
     outbox.release(engine, waiting)
@@ -187,7 +193,32 @@ def record_run_end(
     else:
         return None
     outbox.record_finished(engine, {event_id: outcome})
+    release_held(engine, client, {event.booking_uid: event.created_at})
     return outcome
+
+
+def release_held(engine: Engine, client: "SyncPrefectClient", settled: dict[str, datetime]) -> bool:
+    """Start a due-work sweep now if a booking where something just settled (`booking uid ->
+    commit time of the event or message that settled`) has a later message held back for it,
+    rather than leave it for the next scheduled sweep; returns whether one was started. A
+    failure to start one is logged: the scheduled sweep sends the message all the same."""
+    from prefect.exceptions import ObjectNotFound
+
+    with session_scope(engine) as session:
+        held = outbox.with_held_messages(session, settled, utcnow())
+    if not held:
+        return False
+    key = hashlib.sha256(repr(sorted((uid, settled[uid]) for uid in held)).encode()).hexdigest()
+    try:
+        start_due_work(client, key=key[:32], booking_uids=held)
+    except ObjectNotFound:
+        logger.info("no due-work deployment: held messages wait for the next sweep")
+        return False
+    except Exception as exc:  # the next scheduled sweep is the net
+        logger.warning("could not start a due-work sweep for held messages: %s", type(exc).__name__)
+        return False
+    logger.info("a due-work sweep started for the held messages of booking(s) %s", ", ".join(held))
+    return True
 
 
 def _is_final(run: "FlowRun | None") -> bool:

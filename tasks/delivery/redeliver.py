@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from sqlmodel import col, select
 
-from booking.db import transaction
-from booking.models import WebhookRedelivery
+from booking.db import configured_engine, transaction
+from booking.enums import WorkStatus
+from booking.models import Booking, WebhookRedelivery
 from booking.settings import get_settings
 from booking.timeutil import utcnow
 from tasks.delivery import store
@@ -37,6 +39,45 @@ def redeliver_webhook(redelivery_id: int, now: datetime) -> Outcome:
         return now + timedelta(seconds=delays[attempts]) if attempts < len(delays) else None
 
     return settle(WebhookRedelivery, redelivery_id, _redeliver, schedule)
+
+
+@task(name="release held messages", cache_policy=NO_CACHE)
+def release_held(redelivery_ids: list[int], outcomes: list[Outcome | BaseException]) -> bool:
+    """After a sweep: if a message it settled (sent, skipped, or failed for good) had a later
+    message of its booking waiting behind it, start a sweep now for that one, rather than
+    leave it for the next scheduled sweep. Returns whether one was started."""
+    from prefect.client.orchestration import get_client
+
+    from handoff.relay import release_held as start_if_held
+
+    waiting = [
+        row for row, outcome in zip(redelivery_ids, outcomes, strict=True) if outcome == "waiting"
+    ]
+    others = [
+        row for row, outcome in zip(redelivery_ids, outcomes, strict=True) if outcome != "waiting"
+    ]
+    if not waiting or not others:
+        return False
+    with transaction() as session:
+        settled: dict[str, datetime] = {}
+        for uid, committed_at in session.exec(
+            select(Booking.uid, WebhookRedelivery.committed_at)
+            .join(WebhookRedelivery, col(WebhookRedelivery.booking_id) == col(Booking.id))
+            .where(
+                col(WebhookRedelivery.id).in_(others),
+                col(WebhookRedelivery.status).in_(SETTLED),
+                col(WebhookRedelivery.committed_at).is_not(None),
+            )
+        ):
+            settled[uid] = min(committed_at, settled.get(uid, committed_at))
+    if not settled:
+        return False
+    with get_client(sync_client=True) as client:
+        return start_if_held(configured_engine(), client, settled)
+
+
+# A message in one of these states holds nothing back any more.
+SETTLED = (WorkStatus.SENT, WorkStatus.SKIPPED, WorkStatus.FAILED)
 
 
 def _redeliver(redelivery_id: int) -> Delivered:

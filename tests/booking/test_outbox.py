@@ -4,11 +4,12 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from booking.models import OutboxEvent
-from booking.outbox import DispatchRecord, claim_pending, record_dispatches
+from booking.enums import WorkStatus
+from booking.models import OutboxEvent, WebhookRedelivery
+from booking.outbox import DispatchRecord, claim_pending, record_dispatches, with_held_messages
 from booking.service import create_booking
 from booking.timeutil import utcnow
-from tests.factories import booking_request, make_event_type
+from tests.factories import booking_request, make_event_type, make_subscription, unique
 
 GRACE = timedelta(seconds=30)
 LEASE = timedelta(minutes=2)
@@ -116,3 +117,45 @@ def test_concurrent_dispatches_of_an_event_are_all_counted(engine: Engine) -> No
 
     with Session(engine) as session:
         assert session.get(OutboxEvent, event_id).dispatch_attempts == 7
+
+
+def test_a_message_committed_after_what_settled_and_due_now_is_one_a_sweep_can_send(
+    engine: Engine,
+) -> None:
+    now = utcnow()
+    with Session(engine, expire_on_commit=False) as session:
+        event_type = make_event_type(session)
+        booked = create_booking(booking_request(event_type), session=session)
+        other = create_booking(booking_request(event_type), session=session)
+        subscription = make_subscription(session, "http://127.0.0.1:9/hook", ["BOOKING_CREATED"])
+
+        def held(booking_id: int | None, committed_at, due_at, status=WorkStatus.PENDING):
+            assert booking_id is not None
+            key = unique("message")
+            session.add(
+                WebhookRedelivery(
+                    dedupe_key=key,
+                    booking_id=booking_id,
+                    subscription_id=subscription.id,
+                    message_id=key,
+                    message={},
+                    due_at=due_at,
+                    committed_at=committed_at,
+                    status=status,
+                )
+            )
+            session.commit()
+
+        second = timedelta(seconds=1)
+        held(booked.booking_id, now, now)  # held behind what settled at now - 1 s
+        held(other.booking_id, now - second, now)  # committed before what settled there
+        held(other.booking_id, now + second, now + timedelta(hours=1))  # not due yet
+        held(other.booking_id, now + second, now, WorkStatus.SENT)  # already sent
+
+        found = with_held_messages(
+            session, {booked.uid: now - second, other.uid: now - second / 2}, now
+        )
+        nothing_settled = with_held_messages(session, {}, now)
+
+    assert found == [booked.uid]
+    assert nothing_settled == []
