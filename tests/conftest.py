@@ -71,14 +71,13 @@ def session(engine: Engine) -> Iterator[Session]:
 def configure(database_url: str, monkeypatch: pytest.MonkeyPatch):
     """Set `BOOKING_*` variables for this test and reload what caches them."""
     from booking.settings import get_settings
-    from tasks.clients import http_client, webhook_client
+    from tasks.clients import http_client
 
     def apply(**env: str) -> "Settings":
         for key, value in env.items():
             monkeypatch.setenv(f"BOOKING_{key.upper()}", value)
         get_settings.cache_clear()
         http_client.cache_clear()
-        webhook_client.cache_clear()
         return get_settings()
 
     for key, value in TEST_SETTINGS.items():
@@ -87,7 +86,6 @@ def configure(database_url: str, monkeypatch: pytest.MonkeyPatch):
     yield apply
     get_settings.cache_clear()
     http_client.cache_clear()
-    webhook_client.cache_clear()
 
 
 @pytest.fixture
