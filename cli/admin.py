@@ -7,9 +7,10 @@ returned to the caller, never logged.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
+import httpx
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -26,9 +27,11 @@ from booking.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from booking.models.webhooks import MAX_SIGNING_KEYS, valid_previous
+from booking.settings import get_settings
 from booking.templates import InvalidTemplate
-from booking.timeutil import check_time_zone
-from tasks.delivery.guard import RefusedURL, check_scheme
+from booking.timeutil import check_time_zone, utcnow
+from tasks.delivery.guard import RefusedURL, check_url
 from tasks.delivery.signing import InvalidSecret, new_secret, signing_key
 
 Row = TypeVar("Row")
@@ -149,13 +152,13 @@ def add_subscription(
     team_id: int | None = None,
     template: str | None = None,
     secret: str | None = None,
-) -> tuple[WebhookSubscription, str]:
+    rate: float | None = None,
+) -> tuple[WebhookSubscription, str, str | None]:
     """A new active subscription at exactly one scope; returns it with its secret (a new
-    `whsec_` one unless given), which is shown once."""
-    try:
-        check_scheme(url)
-    except RefusedURL as exc:
-        raise AdminError(str(exc)) from None
+    `whsec_` one unless given), which is shown once, and a warning about its URL or None.
+    The URL passes the delivery's guard first, with the same allow-list
+    (`check_subscriber_url`)."""
+    warning = check_subscriber_url(url)
     scopes = {"user": user_id, "event type": event_type_id, "team": team_id}
     chosen = {name: value for name, value in scopes.items() if value is not None}
     if len(chosen) != 1:
@@ -177,10 +180,44 @@ def add_subscription(
         team_id=team_id,
         payload_template=template,
         secret=secret,
+        rate_per_second=_check_rate(rate),
     )
     session.add(subscription)
     _commit(session, "this subscription")
-    return subscription, secret
+    return subscription, secret, warning
+
+
+MAX_RATE = 1000.0
+
+
+def _check_rate(rate: float | None) -> float | None:
+    if rate is not None and not 0 < rate <= MAX_RATE:
+        raise AdminError(f"a rate is messages per second, above 0 and at most {MAX_RATE:g}")
+    return rate
+
+
+def update_subscription(
+    session: Session, subscription_id: int, *, rate: float | None
+) -> WebhookSubscription:
+    """Set (or, with 0, remove) a subscription's rate; deliveries follow it from the next."""
+    subscription = _subscription(session, subscription_id)
+    subscription.rate_per_second = None if rate == 0 else _check_rate(rate)
+    session.add(subscription)
+    session.commit()
+    return subscription
+
+
+def check_subscriber_url(url: str) -> str | None:
+    """The delivery's URL guard, run at save: a URL it would refuse (not http(s), or a host
+    resolving to an internal address outside `webhook_allowed_networks`) is an AdminError.
+    A host that does not resolve now may later: returns a warning saying so, else None."""
+    try:
+        check_url(url, get_settings().webhook_allowed_networks)
+    except RefusedURL as exc:
+        raise AdminError(str(exc)) from None
+    except httpx.ConnectError as exc:
+        return f"{exc}; deliveries will be tried when it does"
+    return None
 
 
 def subscriptions(session: Session) -> list[WebhookSubscription]:
@@ -200,13 +237,47 @@ def set_active(session: Session, subscription_id: int, active: bool) -> WebhookS
     return subscription
 
 
-def rotate_secret(session: Session, subscription_id: int) -> str:
-    """A new `whsec_` secret for the subscription, in force from its next delivery."""
+MAX_OVERLAP = timedelta(days=30)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`24h`, `90m`, `7d`, `30s` or `0` as a timedelta; anything else is an AdminError."""
+    number, unit = (text, "s") if text == "0" else (text[:-1], text[-1:].lower())
+    if not (number.isascii() and number.isdigit()) or unit not in _UNITS or len(number) > 9:
+        raise AdminError(f"{text!r} is not a duration such as 24h, 90m, 7d or 0")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+def rotate_secret(
+    session: Session, subscription_id: int, expire_previous_after: timedelta = timedelta(hours=24)
+) -> str:
+    """A new `whsec_` secret for the subscription, in force from its next delivery. Until
+    `expire_previous_after` has passed, messages are signed with the previous secret too (so a
+    subscriber can deploy the new one); at most MAX_SIGNING_KEYS keys sign at once, the
+    oldest dropped first. Returns the new secret."""
+    if not timedelta(0) <= expire_previous_after <= MAX_OVERLAP:
+        raise AdminError(f"the overlap must be between 0 and {MAX_OVERLAP.days} days")
     subscription = _subscription(session, subscription_id)
+    now = utcnow()
+    kept = valid_previous(subscription, now)
+    if subscription.secret and expire_previous_after > timedelta(0):
+        expires = (now + expire_previous_after).isoformat()
+        kept.insert(0, {"secret": subscription.secret, "expires_at": expires})
+    subscription.previous_secrets = kept[: MAX_SIGNING_KEYS - 1]
     subscription.secret = new_secret()
     session.add(subscription)
     session.commit()
     return subscription.secret
+
+
+def signing_keys(subscription: WebhookSubscription) -> tuple[int, datetime | None]:
+    """How many keys sign its messages now, and when the oldest previous one expires."""
+    previous = [
+        datetime.fromisoformat(kept["expires_at"])
+        for kept in valid_previous(subscription, utcnow())
+    ]
+    return (1 if subscription.secret else 0) + len(previous), min(previous, default=None)
 
 
 # -- the delivery log -----------------------------------------------------------------------

@@ -146,13 +146,17 @@ def subscriptions_add(
     template: Annotated[
         Path | None, typer.Option(help="Mustache payload template file.", exists=True)
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="At most this many messages a second (over it they wait)."),
+    ] = None,
 ) -> None:
     """Subscribe a URL to triggers at one scope. Prints its id and its new whsec_ secret,
     once: keep the secret, subscribers verify signatures with it."""
     from cli.admin import add_subscription
 
     with session() as db:
-        subscription, secret = add_subscription(
+        subscription, secret, warning = add_subscription(
             db,
             url=url,
             triggers=triggers,
@@ -160,15 +164,35 @@ def subscriptions_add(
             event_type_id=event_type,
             team_id=team,
             template=template.read_text() if template else None,
+            rate=rate,
         )
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
         typer.echo(f"subscription {subscription.id}")
         typer.echo(f"secret {secret}")
+
+
+@subs_app.command("update")
+def subscriptions_update(
+    subscription: Annotated[int, typer.Argument(help="Its id.")],
+    rate: Annotated[
+        float,
+        typer.Option(help="At most this many messages a second (over it they wait); 0: none."),
+    ],
+) -> None:
+    """Change a subscription's rate, followed from its next delivery on every worker."""
+    from cli.admin import update_subscription
+
+    with session() as db:
+        updated = update_subscription(db, subscription, rate=rate)
+        limit = f"{updated.rate_per_second:g}/s" if updated.rate_per_second else "no rate limit"
+        typer.echo(f"subscription {subscription}: {limit}")
 
 
 @subs_app.command("list")
 def subscriptions_list() -> None:
     """Every subscription: id, state, scope, triggers and host (never its secret)."""
-    from cli.admin import subscriptions
+    from cli.admin import signing_keys, subscriptions
     from tasks.delivery.message import url_host
 
     with session() as db:
@@ -182,7 +206,15 @@ def subscriptions_list() -> None:
             )
             state = "active" if sub.active else f"inactive ({sub.deactivated_reason})"
             triggers = ",".join(sub.triggers)
-            typer.echo(f"{sub.id}\t{state}\t{scope}\t{url_host(sub.subscriber_url)}\t{triggers}")
+            count, oldest = signing_keys(sub)
+            keys = f"{count} key" + ("s" if count != 1 else "")
+            if oldest:
+                keys += f", oldest expires {oldest:%Y-%m-%d %H:%M} UTC"
+            if sub.rate_per_second:
+                keys += f"\t{sub.rate_per_second:g}/s"
+            typer.echo(
+                f"{sub.id}\t{state}\t{scope}\t{url_host(sub.subscriber_url)}\t{triggers}\t{keys}"
+            )
 
 
 @subs_app.command("disable")
@@ -208,12 +240,25 @@ def subscriptions_enable(subscription: Annotated[int, typer.Argument(help="Its i
 @subs_app.command("rotate-secret")
 def subscriptions_rotate_secret(
     subscription: Annotated[int, typer.Argument(help="Its id.")],
+    expire_previous_after: Annotated[
+        str,
+        typer.Option(
+            help="How long messages are still signed with the previous secret too, e.g. "
+            "24h, 90m, 7d; 0 drops it at once."
+        ),
+    ] = "24h",
 ) -> None:
-    """Give a subscription a new whsec_ secret, used from its next delivery. Prints it once."""
-    from cli.admin import rotate_secret
+    """Give a subscription a new whsec_ secret, used from its next delivery. Prints it once.
+    Until the previous one expires, each message carries a signature for both (at most five
+    keys), so the subscriber can deploy the new secret without failing a message."""
+    from cli.admin import AdminError, parse_duration, rotate_secret
 
     with session() as db:
-        typer.echo(f"secret {rotate_secret(db, subscription)}")
+        try:
+            overlap = parse_duration(expire_previous_after)
+        except AdminError as exc:
+            fail(str(exc))
+        typer.echo(f"secret {rotate_secret(db, subscription, overlap)}")
 
 
 # -- deliveries -------------------------------------------------------------------------------

@@ -228,7 +228,7 @@ def seed(session: Session, subscriber: DemoSubscriber) -> tuple[EventType, Event
         select(WebhookSubscription).where(WebhookSubscription.user_id == host.id)
     ).first()
     if subscription is None:
-        subscription, _secret = admin.add_subscription(
+        subscription, _secret, _warning = admin.add_subscription(
             session,
             url=subscriber.url,
             triggers=DEMO_TRIGGERS,

@@ -22,11 +22,19 @@ class WebhookSubscription(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     subscriber_url: str
     secret: str | None = None
+    # Keys a rotation keeps valid for a while, newest first: [{"secret", "expires_at"}]
+    # (ISO 8601, UTC). Each message is signed with `secret` and with each one not yet expired.
+    previous_secrets: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     active: bool = Field(default=True, index=True)
     triggers: list[WebhookTrigger] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     payload_template: str | None = Field(default=None, sa_column=Column(Text))
+    # At most this many messages a second to it, across every worker (tasks/delivery/rate.py);
+    # None: no limit but the webhooks tag's.
+    rate_per_second: float | None = None
     time: int | None = None  # offset of a no-show trigger
     time_unit: TimeUnit | None = Field(default=None, sa_type=enum_type(TimeUnit))
     deactivated_reason: str | None = None
@@ -85,3 +93,18 @@ def _check_payload_template(_mapper: Any, _connection: Any, sub: WebhookSubscrip
     """A template that could never render is refused when it is saved, not at delivery."""
     if sub.payload_template is not None:
         check_template(sub.payload_template, what="payload template")
+
+
+MAX_SIGNING_KEYS = 5  # the secret and the previous ones still valid, at most
+
+
+def valid_previous(sub: WebhookSubscription, now: datetime) -> list[dict[str, str]]:
+    """The subscription's previous secrets not yet expired at `now`, newest first, as many
+    as may sign beside its secret."""
+    return [
+        kept for kept in sub.previous_secrets if datetime.fromisoformat(kept["expires_at"]) > now
+    ][: MAX_SIGNING_KEYS - 1]
+
+
+def valid_previous_secrets(sub: WebhookSubscription, now: datetime) -> list[str]:
+    return [kept["secret"] for kept in valid_previous(sub, now)]

@@ -13,6 +13,7 @@ from prefect import get_run_logger
 
 from booking.db import transaction
 from booking.models import WebhookDelivery, WebhookSubscription
+from booking.models.webhooks import valid_previous_secrets
 from booking.settings import get_settings
 from booking.timeutil import utcnow
 from tasks.clients import webhook_client
@@ -21,6 +22,7 @@ from tasks.delivery.body import render_body
 from tasks.delivery.guard import check_url
 from tasks.delivery.http import Attempt, post
 from tasks.delivery.message import WebhookMessage
+from tasks.delivery.rate import wait_for_rate
 from tasks.delivery.signing import signed_headers
 from tasks.errors import PermanentError, TransientError
 
@@ -53,14 +55,17 @@ def send_webhook(
             get_run_logger().info("subscription %s is no longer active", message.subscription_id)
             return _report(message, "inactive", None, attempt_no)
         url, secret, template = sub.subscriber_url, sub.secret, sub.payload_template
+        rate = sub.rate_per_second
+        keys_still_valid = valid_previous_secrets(sub, utcnow())
         if not resend and store.was_delivered(session, message.message_id):
             get_run_logger().info("%s already delivered to %s", message.trigger, message.host)
             return _report(message, "already-delivered", None, attempt_no)
         previous = store.last_attempt(session, message.message_id)
     _honour_retry_after(previous, settings.webhook_retry_after_cap_seconds)
+    wait_for_rate(message.subscription_id, rate)  # before signing: the timestamp is fresh
 
     try:
-        check_url(url, settings.webhook_allowed_networks)
+        pinned = check_url(url, settings.webhook_allowed_networks)
         body, content_type = render_body(
             template, message.trigger, message.created_at, message.data
         )
@@ -70,18 +75,20 @@ def send_webhook(
             body=body,
             secret=secret,
             content_type=content_type,
+            previous=keys_still_valid,
         )
     except PermanentError as exc:  # a refused URL, a rejected template, a broken secret
         _record(message, attempt_no, Attempt(None, 0, str(exc), None, None))
         raise
-    attempt, transport_error = post(
-        webhook_client(),
-        url,
-        body=body,
-        headers=headers,
-        total_timeout=settings.webhook_timeout_seconds,
-        excerpt_bytes=settings.webhook_response_excerpt_bytes,
-    )
+    with webhook_client(pinned) as client:
+        attempt, transport_error = post(
+            client,
+            url,
+            body=body,
+            headers=headers,
+            total_timeout=settings.webhook_timeout_seconds,
+            excerpt_bytes=settings.webhook_response_excerpt_bytes,
+        )
     _record(message, attempt_no, attempt)
     if transport_error is not None:
         raise transport_error

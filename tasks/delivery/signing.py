@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 from tasks.errors import PermanentError
 
@@ -53,8 +54,18 @@ def standard_signature(message_id: str, timestamp: int, body: bytes, secret: str
 
 
 def signed_headers(
-    *, message_id: str, timestamp: int, body: bytes, secret: str | None, content_type: str
+    *,
+    message_id: str,
+    timestamp: int,
+    body: bytes,
+    secret: str | None,
+    content_type: str,
+    previous: Sequence[str] = (),
 ) -> dict[str, str]:
+    """The headers of one message. `webhook-signature` lists a `v1,` signature for `secret`
+    and then for each `previous` secret still valid after a rotation, newest first, space
+    separated as the spec has it, so a receiver holding any of them verifies;
+    `X-Cal-Signature-256` uses `secret`, the newest, as Cal.com has no list."""
     headers = {
         "Content-Type": content_type,
         "X-Cal-Signature-256": cal_signature(body, secret),
@@ -62,5 +73,7 @@ def signed_headers(
         "webhook-timestamp": str(timestamp),
     }
     if secret:
-        headers["webhook-signature"] = standard_signature(message_id, timestamp, body, secret)
+        headers["webhook-signature"] = " ".join(
+            standard_signature(message_id, timestamp, body, key) for key in (secret, *previous)
+        )
     return headers

@@ -62,6 +62,7 @@ def test_set_up_a_host_and_subscribe_with_a_standard_webhooks_secret(
         "--template", str(template),
     )  # fmt: skip
 
+    assert "warning: host hooks.example does not resolve" in out  # saved all the same
     subscription_id = int(re.search(r"subscription (\d+)", out).group(1))
     secret = re.search(r"secret (whsec_\S+)", out).group(1)
     stored = session.get(WebhookSubscription, subscription_id)
@@ -94,6 +95,16 @@ def test_set_up_a_host_and_subscribe_with_a_standard_webhooks_secret(
             ["subscriptions", "add", "--url", "ftp://x", "--trigger", "BOOKING_CREATED",
              "--user", "1"],
             "http(s)",
+        ),
+        (
+            ["subscriptions", "add", "--url", "http://169.254.169.254/", "--trigger",
+             "BOOKING_CREATED", "--user", "1"],
+            "resolves to an internal address 169.254.169.254",
+        ),
+        (
+            ["subscriptions", "add", "--url", "http://10.0.0.5/in", "--trigger",
+             "BOOKING_CREATED", "--user", "1"],
+            "internal address",
         ),
         (
             ["subscriptions", "add", "--url", "https://x.example", "--trigger", "NOPE",

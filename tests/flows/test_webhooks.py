@@ -11,6 +11,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from werkzeug import Request, Response
 
 from booking.enums import WebhookTrigger, WorkStatus
@@ -473,3 +474,103 @@ def test_misbehaving_subscribers_do_not_hold_up_a_healthy_one(
     assert "within 1 s" in attempts(db, subs["dripping"].id)[0].error
     pending = db.exec(select(WebhookRedelivery.subscription_id)).all()
     assert sorted(pending) == sorted(subs[name].id for name in ("error", "down", "dripping"))
+
+
+def test_a_rotated_secret_overlaps_the_previous_one_until_it_expires(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    from cli.admin import rotate_secret
+    from tasks.delivery.signing import new_secret
+
+    old = new_secret()
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db, httpserver.url_for("/rotated"), CREATED, event_type_id=event_type.id, secret=old
+    )
+    httpserver.expect_request("/rotated").respond_with_data("ok")
+    new = rotate_secret(db, sub.id, timedelta(hours=24))
+    assert run_flow(book(db, event_type)).is_completed()
+
+    db.refresh(sub)
+    sub.previous_secrets = [{**sub.previous_secrets[0], "expires_at": "2020-01-01T00:00:00+00:00"}]
+    db.add(sub)
+    db.commit()  # the overlap is over
+    assert run_flow(book(db, event_type)).is_completed()
+
+    during, after = received(httpserver, "/rotated")
+    body = during.get_data()
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    Webhook(old).verify(body, dict(during.headers))  # a receiver still on the old key
+    Webhook(new).verify(body, dict(during.headers))  # and one already on the new key
+    assert (
+        during.headers["X-Cal-Signature-256"]
+        == hmac.new(new.encode(), body, hashlib.sha256).hexdigest()
+    )
+    Webhook(new).verify(after.get_data(), dict(after.headers))
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(after.get_data(), dict(after.headers))
+
+
+class Clock:
+    """Arrival times of the messages a subscriber receives, by path."""
+
+    def __init__(self, httpserver: HTTPServer, *paths: str):
+        self.arrivals: dict[str, list[float]] = {path: [] for path in paths}
+        self.ids: dict[str, list[str]] = {path: [] for path in paths}
+        for path in paths:
+            httpserver.expect_request(path).respond_with_handler(self.handler)
+
+    def handler(self, request: Request) -> Response:
+        self.arrivals[request.path].append(time.monotonic())
+        self.ids[request.path].append(request.headers["webhook-id"])
+        return Response("ok")
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most messages that arrived within any one second."""
+    return max(sum(1 for later in arrivals if start <= later < start + 1) for start in arrivals)
+
+
+def test_a_subscription_with_a_rate_gets_a_burst_at_that_rate_and_others_at_once(
+    db: Session, httpserver: HTTPServer, configure
+) -> None:
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cli.admin import update_subscription
+
+    # Fifty runs in this one process keep two cores busy: no attempt times out meanwhile.
+    configure(webhook_timeout_seconds="20")
+    clock = Clock(httpserver, "/limited", "/free")
+    event_type = make_event_type(db)
+    limited = make_subscription(
+        db, httpserver.url_for("/limited"), CREATED, event_type_id=event_type.id
+    )
+    make_subscription(db, httpserver.url_for("/free"), CREATED, event_type_id=event_type.id)
+    update_subscription(db, limited.id, rate=5)
+    bookings = [book(db, event_type) for _ in range(50)]
+
+    def run(result) -> bool:
+        return run_flow(result).is_completed()
+
+    context = contextvars.copy_context()  # the test's Prefect server, in the threads too
+    with ThreadPoolExecutor(len(bookings)) as pool:  # every booking's run at once
+        futures = []
+        for result in bookings:  # started a tenth of a second apart, as a worker picks
+            futures.append(pool.submit(context.copy().run, run, result))  # them up
+            time.sleep(0.1)
+        completed = [future.result() for future in futures]
+
+    assert all(completed)
+    limited_at, free_at = clock.arrivals["/limited"], clock.arrivals["/free"]
+    assert len(set(clock.ids["/limited"])) == len(clock.ids["/limited"]) == 50  # each once
+    assert len(set(clock.ids["/free"])) == len(clock.ids["/free"]) == 50
+    # The limit hands out one slot every 1/5 s. What the receiver sees is that plus the
+    # sender's delay between taking a slot and sending, which varies when fifty runs share
+    # this process's two cores: the overshoot allowed is two in any one second.
+    assert busiest_second(limited_at) <= 5 + 2
+    assert max(limited_at) - min(limited_at) >= 49 / 5 * 0.9  # on average no faster
+    # The other subscription is not held back by the limited one.
+    assert max(free_at) < max(limited_at) - 3
+    log = attempts(db, limited.id)
+    assert len(log) == 50 and all(entry.error is None for entry in log)  # waiting is no error
