@@ -4,13 +4,16 @@ whose in-task retries failed, sent again on a long backoff.
 Scheduled every minute by prefect.yaml. Each sweep claims what is due (two overlapping
 sweeps never claim one row), delivers it against the booking's current state, and shows how
 many items it claimed, sent, skipped and failed (a sweep that found nothing due shows only its
-claim). Call it with `now` to sweep as of a time.
+claim). A subscriber or provider that fails is an expected outcome, recorded on its row and
+shown in the summary: the run still completes, so an alert on failed runs is not paged for
+every outage. It fails when the sweep could not do its work (its database, a bug). Call it
+with `now` to sweep as of a time.
 """
 
 from datetime import datetime
 
 from prefect import allow_failure, flow, unmapped
-from prefect.futures import PrefectFuture
+from prefect.states import Completed, Failed, State
 
 from booking.timeutil import utcnow
 from deployments.names import DELIVER_DUE_WORK
@@ -24,10 +27,11 @@ def _run_name() -> str:
 
 
 @flow(name=DELIVER_DUE_WORK.flow, flow_run_name=_run_name, log_prints=False)
-def deliver_due_work(now: datetime | None = None) -> list[PrefectFuture]:
+def deliver_due_work(now: datetime | None = None) -> State:
     """Deliver every trigger, reminder and redelivery due at `now` (default: the current time).
 
-    The run ends Failed when any item failed; a failed item is tried again by a later sweep.
+    A failed item is tried again by a later sweep; the run ends Failed only when the sweep
+    itself failed.
     """
     now = now or utcnow()
     claimed = claim_due(now)
@@ -37,8 +41,13 @@ def deliver_due_work(now: datetime | None = None) -> list[PrefectFuture]:
         *send_due_reminder.map(claimed.reminders),
         *redeliveries,
     ]
-    if deliveries:
-        summarise_sweep.submit(now, allow_failure(deliveries))
+    if not deliveries:
+        return Completed(message="nothing due")
+    summary = summarise_sweep.submit(now, allow_failure(deliveries))
     if len(claimed.redeliveries) > 1:  # one may have held back another
-        release_held.submit(claimed.redeliveries, allow_failure(list(redeliveries)))
-    return deliveries
+        release_held.submit(claimed.redeliveries, allow_failure(list(redeliveries))).wait()
+    counts = summary.result()
+    said = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    if counts["broken"]:
+        return Failed(message=f"the sweep failed to do its work: {said}")
+    return Completed(message=said)

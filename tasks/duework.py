@@ -7,11 +7,13 @@ goes back to PENDING for a later sweep until its schedule gives up, then stays F
 its last error.
 """
 
+import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+import httpx
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -24,6 +26,7 @@ from booking.models import Booking, ScheduledTrigger, WebhookRedelivery, Workflo
 from booking.models.work import DueWork
 from booking.settings import get_settings
 from booking.timeutil import utcnow
+from tasks.errors import PermanentError, TransientError
 
 # "waiting": a message held back until an earlier message of its booking is final; it stays
 # PENDING, with no attempt counted, for the next sweep.
@@ -93,6 +96,7 @@ def _finish(
         row.claimed_until = None
         match ending:
             case "sent":
+                row.attempts += 1  # the one that delivered it counts too
                 row.status, row.sent_at = WorkStatus.SENT, utcnow()
             case "skipped":
                 row.status, row.skip_reason = WorkStatus.SKIPPED, detail
@@ -135,15 +139,27 @@ def closed_reason(booking: Booking | None) -> str | None:
     return None
 
 
+def is_outside_fault(exc: BaseException) -> bool:
+    """A failure of a subscriber or provider (down, slow, refusing), which a sweep expects and
+    records, as opposed to one of the sweep's own (its database, a bug)."""
+    return isinstance(
+        exc,
+        PermanentError | TransientError | httpx.HTTPError | smtplib.SMTPException | ConnectionError,
+    )
+
+
 @task(name="summarise sweep", cache_policy=NO_CACHE)
 def summarise_sweep(now: datetime, outcomes: list[Outcome | BaseException]) -> dict[str, int]:
-    """A table in the UI of what this sweep claimed, sent, skipped and failed."""
+    """A table in the UI of what this sweep claimed, sent, skipped and failed; `broken`
+    counts the failures that were the sweep's own, not a subscriber's or provider's."""
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     counts = {
         "claimed": len(outcomes),
         "sent": outcomes.count("sent"),
         "skipped": outcomes.count("skipped"),
         "waiting": outcomes.count("waiting"),
-        "failed": sum(isinstance(outcome, BaseException) for outcome in outcomes),
+        "failed": len(errors),
+        "broken": sum(not is_outside_fault(error) for error in errors),
     }
     create_table_artifact(
         key="deliver-due-work", table=[counts], description=f"Due work as of {now.isoformat()}"
