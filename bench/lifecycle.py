@@ -1,6 +1,6 @@
 """What the rest of a booking's life costs next to its creation, in one run.
 
-    python -m bench.lifecycle [--n 40]
+    python -m bench.lifecycle [--n 20] [--rounds 3]
 
 The stack of `python -m bench.pipeline` (Prefect and the bookings on PostgreSQL, one worker
 with its forkserver, a subscriber and a mailbox on loopback), bundled arrangement. Then, each
@@ -10,11 +10,15 @@ a burst of --n events measured from the first commit until every run is final:
   confirm  --n bookings that needed confirmation (made beforehand, not measured) confirmed
   cancel   those --n confirmed bookings cancelled (emails to attendee and host included)
 
-CPU-seconds per event for the whole machine and by process (bench/cpu.py), events per
+The three bursts are interleaved over --rounds rounds (create, confirm, cancel, then again), so
+a server that warms up or a database that grows weighs on each alike. CPU-seconds per event
+for the whole machine and by process (bench/cpu.py), median over the rounds, each beside the
+creation's (the target: a confirm and a cancel cost no more than a creation), events per
 minute, and whether every subscriber message arrived once.
 """
 
 import argparse
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -70,7 +74,7 @@ def burst(bench: Bench, name: str, moves: list[Move]) -> Scenario:
     return scenario
 
 
-def run(n: int) -> list[Scenario]:
+def run(n: int, rounds: int) -> dict[str, list[Scenario]]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-life-"))
     mailbox = DemoMailbox()
     port = mailbox.start()
@@ -104,23 +108,31 @@ def run(n: int) -> list[Scenario]:
 
             return move
 
-        created = burst(bench, "create", [create(free) for _ in range(n)])
-        burst(bench, "(requests)", [create(needs_ok) for _ in range(n)])
-        confirmed = burst(bench, "confirm", [transition(confirm_booking, u) for u in requested])
-        cancelled = burst(
-            bench,
-            "cancel",
-            [
-                transition(cancel_booking, u, reason="bench", cancelled_by="attendee")
-                for u in requested
-            ],
-        )
+        measured: dict[str, list[Scenario]] = {"create": [], "confirm": [], "cancel": []}
+        for _ in range(rounds):
+            requested.clear()
+            measured["create"].append(burst(bench, "create", [create(free) for _ in range(n)]))
+            burst(bench, "(requests)", [create(needs_ok) for _ in range(n)])
+            uids = list(requested)
+            measured["confirm"].append(
+                burst(bench, "confirm", [transition(confirm_booking, u) for u in uids])
+            )
+            measured["cancel"].append(
+                burst(
+                    bench,
+                    "cancel",
+                    [
+                        transition(cancel_booking, u, reason="bench", cancelled_by="attendee")
+                        for u in uids
+                    ],
+                )
+            )
         time.sleep(5)  # the last messages land
         print(
-            f"mailbox: {len(mailbox.received)} emails (expected {2 * n}); subscriber: "
+            f"mailbox: {len(mailbox.received)} emails (expected {2 * n * rounds}); subscriber: "
             f"{bench.receiver.duplicates()} messages received twice"
         )
-        return [created, confirmed, cancelled]
+        return measured
     finally:
         bench.stop()
         mailbox.stop()
@@ -128,21 +140,31 @@ def run(n: int) -> list[Scenario]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    scenarios = run(args.n)
-    print(f"{args.n} events per burst, bundled, one worker")
+    measured = run(args.n, args.rounds)
+
+    def median(kind: str, part: str) -> float:
+        return statistics.median(s.cpu_per_booking().get(part, 0.0) for s in measured[kind])
+
+    print(f"{args.n} events per burst, {args.rounds} rounds, bundled, one worker; medians")
     print(
-        f"{'burst':<11} {'machine CPU-s/event':>20} {'server':>8} {'worker':>8} {'postgres':>9} "
-        f"{'per min':>8}  states"
+        f"{'burst':<8} {'machine CPU-s/event':>20} {'x create':>9} {'server':>7} {'worker':>7}"
+        f" {'postgres':>9} {'per min':>8}  each round (machine)"
     )
-    for s in scenarios:
-        per = s.cpu_per_booking()
-        total = per.get("machine", 0.0)
+    base = median("create", "machine")
+    for kind, scenarios in measured.items():
+        total = median(kind, "machine")
+        rounds = " ".join(f"{s.cpu_per_booking().get('machine', 0):.2f}" for s in scenarios)
+        per_minute = statistics.median(s.per_minute for s in scenarios)
         print(
-            f"{s.name:<11} {total:>20.2f} {per.get('server', 0):>8.2f} {per.get('worker', 0):>8.2f}"
-            f" {per.get('postgres', 0):>9.2f} {s.per_minute:>8.1f}  {s.states}"
+            f"{kind:<8} {total:>20.2f} {total / base:>8.2f}x {median(kind, 'server'):>7.2f}"
+            f" {median(kind, 'worker'):>7.2f} {median(kind, 'postgres'):>9.2f} {per_minute:>8.1f}"
+            f"  {rounds}"
         )
+    states = {k: sum((s.states.get("COMPLETED", 0) for s in v), 0) for k, v in measured.items()}
+    print(f"runs Completed: {states} (of {args.n * args.rounds} each)")
 
 
 if __name__ == "__main__":
