@@ -293,6 +293,30 @@ def deliveries_list(
             )
 
 
+@deliveries_app.command("recover")
+def deliveries_recover(
+    subscription: Annotated[int, typer.Option(help="The subscription's id.")],
+    since: Annotated[
+        datetime, typer.Option(help="From this time (ISO 8601, UTC), at most 14 days back.")
+    ],
+    until: Annotated[datetime | None, typer.Option(help="Up to this time (default: now).")] = None,
+) -> None:
+    """After a subscriber's outage: send again every message to it that ended FAILED in the
+    window, each with its original webhook-id and body, one booking's in commit order. Runs
+    as one Prefect run (prints its UI link) ending with a table of what it sent; a message
+    already delivered is not sent again."""
+    from cli.replay import ReplayError, start_recovery
+
+    with session() as db:
+        try:
+            run = start_recovery(db, subscription, since, until)
+        except ReplayError as exc:
+            fail(str(exc))
+        except Exception as exc:  # the Prefect API unreachable, the deployment missing
+            fail(f"{type(exc).__name__}: {exc}"[:300], code=1)
+    typer.echo(f"flow run {run.name}: {run.url}")
+
+
 # -- replay -----------------------------------------------------------------------------------
 
 

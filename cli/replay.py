@@ -2,18 +2,22 @@
 event (or one picked by id), tagged like every run of the booking (`booking:<uid>`) and
 `replay`. Its steps are idempotent: what was done is not done twice (a delivered webhook is
 not sent again), what was not is done now. To send a delivered message again, replay the
-message (`flows/replay_message.py`).
+message (`flows/replay_message.py`). After a subscriber's outage, `start_recovery` sends
+again everything to it that ended FAILED in a window, as one run (`flows/recover_deliveries.py`).
 """
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from booking.models import OutboxEvent
+from booking.models import OutboxEvent, WebhookSubscription
+from booking.timeutil import utcnow
 from deployments.names import (
     INTEGRATIONS,
     POST_COMMIT,
+    RECOVER_DELIVERIES,
     SCHEDULING,
     WEBHOOKS,
     DeploymentName,
@@ -77,3 +81,42 @@ async def _start(target: DeploymentName, event_id: str, booking_uid: str, event:
             event=event,
             replay=True,
         )
+
+
+MAX_RECOVERY_WINDOW = timedelta(days=14)
+
+
+def start_recovery(
+    session: Session, subscription_id: int, since: datetime, until: datetime | None = None
+) -> ReplayedRun:
+    """Start a run of `recover-deliveries` for one subscription's messages that ended FAILED
+    between `since` and `until` (now), at most 14 days back."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_UI_URL
+
+    now = utcnow()
+    since, until = _utc(since), _utc(until) if until else None
+    if session.get(WebhookSubscription, subscription_id) is None:
+        raise ReplayError(f"no subscription with id {subscription_id}")
+    if since < now - MAX_RECOVERY_WINDOW:
+        raise ReplayError(f"--since is at most {MAX_RECOVERY_WINDOW.days} days back")
+    if since >= (until or now):
+        raise ReplayError("--since must be before --until (or now)")
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(RECOVER_DELIVERIES.full_name)
+        run = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={
+                "subscription_id": subscription_id,
+                "since": since.isoformat(),
+                "until": until.isoformat() if until else None,
+            },
+            name=f"recover-subscription-{subscription_id}",
+        )
+    ui = PREFECT_UI_URL.value() or ""
+    return ReplayedRun(str(run.id), run.name, f"{ui}/runs/flow-run/{run.id}")
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time given without a zone is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -25,9 +25,10 @@ INTEGRATIONS = DeploymentName("booking-post-commit-integrations", "integrations"
 SCHEDULING = DeploymentName("booking-post-commit-scheduling", "scheduling")
 DELIVER_DUE_WORK = DeploymentName("deliver-due-work", "deliver-due-work")
 OUTBOX_RELAY = DeploymentName("outbox-relay", "outbox-relay")
+RECOVER_DELIVERIES = DeploymentName("recover-deliveries", "recover-deliveries")
 
 CONCERNS = (WEBHOOKS, INTEGRATIONS, SCHEDULING)
-ALL = (POST_COMMIT, *CONCERNS, DELIVER_DUE_WORK, OUTBOX_RELAY)
+ALL = (POST_COMMIT, *CONCERNS, DELIVER_DUE_WORK, OUTBOX_RELAY, RECOVER_DELIVERIES)
 
 # What one committed booking starts, by the `dispatch_mode` setting.
 ARRANGEMENTS: dict[str, tuple[DeploymentName, ...]] = {

@@ -2,6 +2,7 @@
 a long backoff, with the original `webhook-id` and body. The sweep is called with the time
 (`now`), so hours pass without sleeping."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -113,3 +114,38 @@ def test_a_subscription_failing_for_days_is_deactivated_with_the_reason(
     assert "every delivery failed since" in subscription.deactivated_reason
     row = sweep(db, utcnow() + timedelta(hours=1))
     assert row.status == WorkStatus.SKIPPED and len(subscriber.requests) == 5
+
+
+def test_recovery_after_an_outage_sends_what_failed_once_in_commit_order(
+    db: Session, httpserver: HTTPServer, configure
+) -> None:
+    from booking.transitions import cancel_booking
+    from flows.recover_deliveries import recover_deliveries
+
+    configure(webhook_redelivery_delays_seconds="[]")  # a failed message ends FAILED at once
+    subscriber = Subscriber(httpserver)
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db, subscriber.url, ["BOOKING_CREATED", "BOOKING_CANCELLED"], event_type_id=event_type.id
+    )
+    since = utcnow()
+    first = create_booking(booking_request(event_type), session=db)
+    booking_post_commit_webhooks(first.event_id, first.uid, return_state=True)
+    cancelled = cancel_booking(first.uid, session=db)
+    booking_post_commit_webhooks(cancelled.event_id, first.uid, return_state=True)
+    second = create_booking(booking_request(event_type), session=db)
+    booking_post_commit_webhooks(second.event_id, second.uid, return_state=True)
+    failed_ids = list(dict.fromkeys(webhook_id for webhook_id, _ in subscriber.requests))
+    assert len(failed_ids) == 3  # each tried four times, then FAILED
+    subscriber.up = True
+    before = len(subscriber.requests)
+
+    counts = recover_deliveries(sub.id, since)
+    again = recover_deliveries(sub.id, since)
+
+    sent = subscriber.requests[before:]
+    assert sorted(webhook_id for webhook_id, _ in sent) == sorted(failed_ids)  # each once
+    triggers = [json.loads(body) for _, body in sent]
+    of_first = [b["triggerEvent"] for b in triggers if b["payload"]["uid"] == first.uid]
+    assert of_first == ["BOOKING_CREATED", "BOOKING_CANCELLED"]  # in commit order
+    assert counts["delivered"] == 3 and again["messages"] == 0  # nothing sent twice
