@@ -84,6 +84,19 @@ def test_set_up_a_host_and_subscribe_with_a_standard_webhooks_secret(
     )).group(1)  # fmt: skip
     session.refresh(stored)
     assert stored.active and stored.secret == rotated != secret
+    assert "2 keys, oldest expires" in booking_cli("subscriptions", "list")  # the overlap
+    booking_cli("subscriptions", "rotate-secret", str(subscription_id),
+                "--expire-previous-after", "0")  # fmt: skip
+    assert "\t2 keys" in booking_cli("subscriptions", "list")  # the 24 h one still signs
+    assert "not a duration" in booking_cli(
+        "subscriptions", "rotate-secret", str(subscription_id), "--expire-previous-after",
+        "soon", code=2,
+    )  # fmt: skip
+    assert "5/s" in booking_cli("subscriptions", "update", str(subscription_id), "--rate", "5")
+    assert "\t5/s" in booking_cli("subscriptions", "list")
+    assert "above 0" in booking_cli(
+        "subscriptions", "update", str(subscription_id), "--rate", "-1", code=2
+    )
 
 
 @pytest.mark.parametrize(
