@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, bindparam, or_, update
+from sqlalchemy import ColumnElement, Engine, or_, update
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
@@ -66,20 +66,6 @@ def add_event_data(
         ],
     )
     return data["event_id"]
-
-
-_outbox = table(OutboxEvent)
-_LATEST_PAYLOAD = (
-    select(_outbox.c.payload)
-    .where(_outbox.c.booking_uid == bindparam("uid"))
-    .order_by(_outbox.c.created_at.desc())
-    .limit(1)
-)
-
-
-def latest_payload(session: Session, booking_uid: str) -> dict | None:
-    """The JSON payload of the booking's latest event, or None if it has none."""
-    return session.execute(_LATEST_PAYLOAD, {"uid": booking_uid}).scalar_one_or_none()
 
 
 def load_event(session: Session, event_id: str) -> OutboxEvent:

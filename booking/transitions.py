@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from booking import outbox
 from booking.enums import BookingEvent, BookingStatus, CancelledBy
 from booking.errors import InvalidBookingRequest, TransitionRefused
-from booking.models import Booking, EventType, Payment
+from booking.models import Booking, EventType, OutboxEvent, Payment
 from booking.models.types import table
 from booking.payload import SCHEMA_VERSION, PaymentSnapshot
 from booking.service import PostCommitHandoff, dispatch_mode_of, hand_off
@@ -215,7 +215,7 @@ def _move(
     mode = dispatch_mode_of(handoff)
     now = utcnow()
     try:
-        booking_id = session.execute(
+        moved = session.execute(
             _status_change(tuple(sorted(values)), unpaid_only),
             {
                 "the_uid": uid,
@@ -224,15 +224,16 @@ def _move(
                 "new_status": status,
                 "new_updated_at": now,
             },
-        ).scalar_one_or_none()
-        if booking_id is None:
+        ).one_or_none()
+        if moved is None:
             current = session.exec(select(Booking.status).where(Booking.uid == uid)).first()
             detail = "it is paid already" if unpaid_only and current in allowed else None
             raise TransitionRefused(uid, move, current, detail)
         if payment is not None:
             session.add(payment)
             session.flush()
-        payload = _snapshot(session, uid, booking_id, event, status, values, payment, now)
+        booking_id, previous = moved
+        payload = _snapshot(session, previous, booking_id, event, status, values, payment, now)
         outbox.add_event_data(session, payload, dispatch_mode=mode, committed_at=now)
         session.commit()
     except BaseException:
@@ -252,9 +253,18 @@ def _move(
 @lru_cache(maxsize=16)
 def _status_change(columns: tuple[str, ...], unpaid_only: bool) -> Update:
     """`UPDATE booking SET status, updated_at, <columns> WHERE uid = :the_uid AND status IN
-    :allowed [AND NOT paid] RETURNING id`, built once per shape: the booker's path pays for
-    the statement's execution, not its construction."""
+    :allowed [AND NOT paid] RETURNING id, <the payload of its latest outbox event>`, built
+    once per shape: the booker's path pays for the statement's execution, not its
+    construction, and one round trip both moves the booking and reads its last snapshot."""
     booking = table(Booking)
+    events = table(OutboxEvent)
+    latest = (
+        select(events.c.payload)
+        .where(events.c.booking_uid == bindparam("the_uid"))
+        .order_by(events.c.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     condition = [
         booking.c.uid == bindparam("the_uid"),
         booking.c.status.in_(bindparam("allowed", expanding=True)),
@@ -266,13 +276,13 @@ def _status_change(columns: tuple[str, ...], unpaid_only: bool) -> Update:
         booking.update()
         .where(*condition)
         .values({name: bindparam(f"new_{name}") for name in names})
-        .returning(booking.c.id)
+        .returning(booking.c.id, latest)
     )
 
 
 def _snapshot(
     session: Session,
-    uid: str,
+    previous: dict | None,
     booking_id: int,
     event: BookingEvent,
     status: BookingStatus,
@@ -280,9 +290,10 @@ def _snapshot(
     payment: Payment | None,
     now: datetime,
 ) -> dict:
-    """The event's payload in its JSON form: the booking's last snapshot (what it was when
-    booked: people, times, event type) with what this move changed. One read, instead of
-    rebuilding the snapshot from six tables; a booking with no event yet is built anew."""
+    """The event's payload in its JSON form: the booking's last snapshot (`previous`, what it
+    was when booked: people, times, event type, read by the status change) with what this
+    move changed, instead of rebuilding the snapshot from six tables; a booking with no
+    event yet is built anew."""
     changes = {
         "schema_version": SCHEMA_VERSION,
         "event_id": outbox.new_event_id(),
@@ -296,7 +307,7 @@ def _snapshot(
         else None,
         **values,
     }
-    if (previous := outbox.latest_payload(session, uid)) is not None:
+    if previous is not None:
         return {**previous, **changes}
     booking = session.get(Booking, booking_id, populate_existing=True)
     assert booking is not None
