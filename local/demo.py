@@ -8,6 +8,7 @@ so a second start reuses the server's history. Ctrl-C stops the worker and the s
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ from booking.models import (
     WorkflowStep,
 )
 from booking.service import create_booking
-from booking.settings import DATA_DIR, Settings
+from booking.settings import DATA_DIR, Settings, get_settings
 from booking.transitions import cancel_booking, confirm_booking
 from cli import admin
 from handoff.dispatch import PostCommitDispatcher
@@ -60,6 +61,11 @@ def main() -> int:
     for name in PROJECT_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
 
+    # The demo subscriber listens on loopback, which webhooks refuse by default: allowed here
+    # (where the demo saves its subscription) and in the worker's runs (which deliver to it).
+    loopback = {"BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
+    os.environ.update(loopback)
+    get_settings.cache_clear()
     home = DATA_DIR / "demo"
     database_url = f"sqlite:///{home / 'bookings.db'}"
     mailbox = DemoMailbox()
@@ -71,8 +77,7 @@ def main() -> int:
         extra_env={
             "BOOKING_DATABASE_URL": database_url,
             "BOOKING_DISPATCH_MODE": args.mode,
-            # The demo subscriber listens on loopback, which webhooks refuse by default.
-            "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+            **loopback,
             # Cancellation notices go to the demo mailbox.
             "BOOKING_SMTP_HOST": "127.0.0.1",
             "BOOKING_SMTP_PORT": str(smtp_port),
