@@ -146,6 +146,33 @@ class Settings(BaseSettings):
     due_lease_seconds: float = Field(
         default=300.0, gt=0, description="How long a sweep's claim on a due item holds."
     )
+    prefect_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Final Prefect flow runs (with task runs, logs and "
+        "artifacts) older than this are deleted by the retention flow.",
+    )
+    delivery_attempt_retention_days: float = Field(
+        default=90,
+        gt=0,
+        description="Webhook delivery attempts older than this are "
+        "deleted, except each message's last attempt (its final status).",
+    )
+    redelivery_retention_days: float = Field(
+        default=90,
+        gt=0,
+        description="Finished webhook redeliveries older than this are "
+        "deleted (the message can still be rebuilt from its outbox event).",
+    )
+    due_work_retention_days: float = Field(
+        default=90,
+        gt=0,
+        description="Finished reminders and scheduled triggers due more "
+        "than this long ago are deleted.",
+    )
+    retention_batch_size: int = Field(
+        default=500, gt=0, description="Rows (or runs, at most 50) one retention batch deletes."
+    )
 
     @field_validator("database_url")
     @classmethod

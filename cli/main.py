@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The bookings database.", no_args_is_help=True)
 subs_app = typer.Typer(help="Webhook subscriptions.", no_args_is_help=True)
+retention_app = typer.Typer(help="Deleting old history.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="The webhook delivery log.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Post-commit work of committed bookings.", no_args_is_help=True)
 SETUP_NOTE = "A booking product owns this; the command exists for the demo and a first try-out."
@@ -33,6 +34,7 @@ devices_app = typer.Typer(help=f"Hosts' push devices. {SETUP_NOTE}", no_args_is_
 for name, sub in (
     ("db", db_app),
     ("subscriptions", subs_app),
+    ("retention", retention_app),
     ("deliveries", deliveries_app),
     ("outbox", outbox_app),
     ("users", users_app),
@@ -315,6 +317,25 @@ def deliveries_recover(
         except Exception as exc:  # the Prefect API unreachable, the deployment missing
             fail(f"{type(exc).__name__}: {exc}"[:300], code=1)
     typer.echo(f"flow run {run.name}: {run.url}")
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be deleted.")] = False,
+) -> None:
+    """Delete old final flow runs (with task runs, logs, artifacts) and old finished delivery
+    and due-work rows now, as the daily `retention` deployment does; prints the counts."""
+    from flows.retention import retention
+
+    state = retention(dry_run=dry_run, return_state=True)
+    if not state.is_completed():
+        fail(f"retention did not complete: {state.message}", code=1)
+    verb = "would delete" if dry_run else "deleted"
+    for what, count in state.result().items():
+        typer.echo(f"{verb}\t{count}\t{what}")
 
 
 # -- replay -----------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ SCHEDULING = DeploymentName("booking-post-commit-scheduling", "scheduling")
 DELIVER_DUE_WORK = DeploymentName("deliver-due-work", "deliver-due-work")
 OUTBOX_RELAY = DeploymentName("outbox-relay", "outbox-relay")
 RECOVER_DELIVERIES = DeploymentName("recover-deliveries", "recover-deliveries")
+RETENTION = DeploymentName("retention", "retention")
 
 CONCERNS = (WEBHOOKS, INTEGRATIONS, SCHEDULING)
-ALL = (POST_COMMIT, *CONCERNS, DELIVER_DUE_WORK, OUTBOX_RELAY, RECOVER_DELIVERIES)
+ALL = (POST_COMMIT, *CONCERNS, DELIVER_DUE_WORK, OUTBOX_RELAY, RECOVER_DELIVERIES, RETENTION)
 
 # What one committed booking starts, by the `dispatch_mode` setting.
 ARRANGEMENTS: dict[str, tuple[DeploymentName, ...]] = {
