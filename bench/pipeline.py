@@ -48,7 +48,7 @@ from booking.service import create_booking
 from booking.settings import PROJECT_ROOT, Settings
 from deployments.names import ARRANGEMENTS, idempotency_key
 from handoff.dispatch import PostCommitDispatcher
-from local.stack import LocalPrefect, free_port
+from local.stack import LocalPrefect, flush_redis, free_port, scale_out_env
 
 TRIGGERS = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_REQUESTED"]
 
@@ -82,37 +82,6 @@ def pct(values: list[float], q: int) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def scale_out_env(redis_url: str) -> dict[str, str]:
-    """Prefect's documented scale-out: events, ordering, leases and docket in Redis."""
-    host, port, db = _redis_parts(redis_url)
-    return {
-        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
-        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
-        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
-        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
-        "PREFECT_REDIS_MESSAGING_HOST": host,
-        "PREFECT_REDIS_MESSAGING_PORT": str(port),
-        "PREFECT_REDIS_MESSAGING_DB": str(db),
-        "PREFECT_SERVER_DOCKET_URL": f"redis://{host}:{port}/{db + 1}",
-    }
-
-
-def _redis_parts(url: str) -> tuple[str, int, int]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or 6379, int(parts.path.strip("/") or 0)
-
-
-def flush_redis(url: str, databases: int = 2) -> None:
-    """Empty the Redis databases a bench stack uses, so no earlier run's streams remain."""
-    import redis
-
-    host, port, db = _redis_parts(url)
-    for n in range(db, db + databases):
-        redis.Redis(host=host, port=port, db=n).flushdb()
 
 
 class Bench:

@@ -34,10 +34,12 @@ from booking.transitions import cancel_booking, confirm_booking
 from cli import admin
 from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import finish_dispatched, relay_pending
-from local.stack import LocalPrefect, LocalStackError
+from local import postgres
+from local.stack import LocalPrefect, LocalStackError, flush_redis, scale_out_env
 from local.subscriber import DemoMailbox, DemoSubscriber
 
 logger = logging.getLogger("booking.demo")
+REDIS_URL = "redis://127.0.0.1:6379/0"
 PROJECT_LOGGERS = ("booking", "cli", "deployments", "handoff", "local")
 DEMO_TRIGGERS = [
     "BOOKING_CREATED",
@@ -55,6 +57,15 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=4200, help="Prefect server and UI port")
     parser.add_argument("--mode", choices=["bundled", "per-concern"], default="bundled")
     parser.add_argument("--exit", action="store_true", help="stop after the summary")
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="Prefect's scaled-out server: two API workers, its services in their own process, "
+        "its database a new one on the local PostgreSQL, messaging in the local Redis",
+    )
+    parser.add_argument(
+        "--redis", default=REDIS_URL, help=f"with --scale-out (default {REDIS_URL})"
+    )
     args = parser.parse_args()
     # The project's own lines at INFO; libraries (Alembic, httpx, ...) only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -70,11 +81,23 @@ def main() -> int:
     database_url = f"sqlite:///{home / 'bookings.db'}"
     mailbox = DemoMailbox()
     smtp_port = mailbox.start()
+    scaled: dict = {}
+    if args.scale_out:
+        try:
+            flush_redis(args.redis)  # no stream of an earlier run remains
+            prefect_db = postgres.prefect_database_url("prefect_demo")
+        except Exception as exc:  # Redis, PostgreSQL or prefect-redis missing
+            logger.error("--scale-out needs PostgreSQL and Redis on 127.0.0.1: %s", exc)
+            return 1
+        scaled = {"database_url": prefect_db, "api_workers": 2, "separate_services": True}
+        logger.info("scaled-out Prefect server: 2 API workers, services apart, Redis messaging")
     stack = LocalPrefect(
-        home=home / "prefect",
+        home=home / ("prefect-scaled" if args.scale_out else "prefect"),
         port=args.port,
         ui=True,
+        **scaled,
         extra_env={
+            **(scale_out_env(args.redis) if args.scale_out else {}),
             "BOOKING_DATABASE_URL": database_url,
             "BOOKING_DISPATCH_MODE": args.mode,
             **loopback,
@@ -111,6 +134,8 @@ def main() -> int:
         logger.info("stopping worker and server ...")
         stack.stop()
         mailbox.stop()
+        if args.scale_out:
+            postgres.drop_database(prefect_db.rsplit("/", 1)[-1])
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -91,7 +91,10 @@ class LocalPrefect:
         if self.database_url:
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
         if self.api_workers > 1:
+            # Migrated and block types registered once before the API workers start (see
+            # `start`): each would otherwise do both at the same moment, and race.
             env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
+            env["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] = "false"
         env.update(self.extra_env)
         return env
 
@@ -104,8 +107,10 @@ class LocalPrefect:
         self.home.mkdir(parents=True, exist_ok=True)
         options = []
         if self.api_workers > 1:
-            # Several API workers would race to migrate a new database: migrate it first.
+            # Several API workers would race to migrate a new database and to register
+            # Prefect's block types in it: do both once, first.
             self.run("server", "database", "upgrade", "--yes")
+            self._register_block_types()
             options += ["--workers", str(self.api_workers)]
         if self.separate_services:
             options.append("--no-services")
@@ -138,6 +143,20 @@ class LocalPrefect:
                 pass
             time.sleep(0.5)
         raise LocalStackError(f"Prefect server not healthy after {timeout:.0f}s")
+
+    def _register_block_types(self) -> None:
+        """What each API worker does on start unless told not to, done once."""
+        script = (
+            "import asyncio\n"
+            "from prefect.server.database import provide_database_interface\n"
+            "from prefect.server.models.block_registration import run_block_auto_registration\n"
+            "async def main():\n"
+            "    db = provide_database_interface()\n"
+            "    async with await db.session() as session:\n"
+            "        await run_block_auto_registration(session=session)\n"
+            "asyncio.run(main())\n"
+        )
+        self._command([sys.executable, "-c", script], PROJECT_ROOT, "register block types")
 
     def deploy_all(self, project_dir: Path = PROJECT_ROOT) -> None:
         """Create the process work pool, the providers' concurrency limits and every
@@ -257,3 +276,34 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
     """Each process starts its own session: signal it and everything it started."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
+
+
+def scale_out_env(redis_url: str) -> dict[str, str]:
+    """Prefect's documented scale-out: events, ordering, leases and docket in Redis."""
+    host, port, db = redis_parts(redis_url)
+    return {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_HOST": host,
+        "PREFECT_REDIS_MESSAGING_PORT": str(port),
+        "PREFECT_REDIS_MESSAGING_DB": str(db),
+        "PREFECT_SERVER_DOCKET_URL": f"redis://{host}:{port}/{db + 1}",
+    }
+
+
+def redis_parts(url: str) -> tuple[str, int, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379, int(parts.path.strip("/") or 0)
+
+
+def flush_redis(url: str, databases: int = 2) -> None:
+    """Empty the Redis databases a bench stack uses, so no earlier run's streams remain."""
+    import redis
+
+    host, port, db = redis_parts(url)
+    for n in range(db, db + databases):
+        redis.Redis(host=host, port=port, db=n).flushdb()
