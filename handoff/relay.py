@@ -145,7 +145,7 @@ def finish_dispatched(
         for event in sorted(events, key=lambda e: e.created_at, reverse=True):
             if event.event_id in outcomes:  # the booking's earliest finished event counts
                 settled[event.booking_uid] = event.created_at
-        release_held(engine, client, settled)
+        release_held(engine, client, settled, because="event ended")
         outbox.record_restarts(engine, restarts)
         finished, restarted = finished + len(outcomes), restarted + len(restarts)
     outbox.release(engine, waiting)
@@ -193,11 +193,13 @@ def record_run_end(
     else:
         return None
     outbox.record_finished(engine, {event_id: outcome})
-    release_held(engine, client, {event.booking_uid: event.created_at})
+    release_held(engine, client, {event.booking_uid: event.created_at}, because="event ended")
     return outcome
 
 
-def release_held(engine: Engine, client: "SyncPrefectClient", settled: dict[str, datetime]) -> bool:
+def release_held(
+    engine: Engine, client: "SyncPrefectClient", settled: dict[str, datetime], *, because: str
+) -> bool:
     """Start a due-work sweep now if a booking where something just settled (`booking uid ->
     commit time of the event or message that settled`) has a later message held back for it,
     rather than leave it for the next scheduled sweep; returns whether one was started. A
@@ -208,7 +210,9 @@ def release_held(engine: Engine, client: "SyncPrefectClient", settled: dict[str,
         held = outbox.with_held_messages(session, settled, utcnow())
     if not held:
         return False
-    key = hashlib.sha256(repr(sorted((uid, settled[uid]) for uid in held)).encode()).hexdigest()
+    # Once per thing that settled: `because` tells an event's end from a message's delivery.
+    what = (because, sorted((uid, settled[uid]) for uid in held))
+    key = hashlib.sha256(repr(what).encode()).hexdigest()
     try:
         start_due_work(client, key=key[:32], booking_uids=held)
     except ObjectNotFound:

@@ -60,8 +60,9 @@ def release_held(redelivery_ids: list[int], outcomes: list[Outcome | BaseExcepti
         return False
     with transaction() as session:
         settled: dict[str, datetime] = {}
-        for uid, committed_at in session.exec(
-            select(Booking.uid, WebhookRedelivery.committed_at)
+        rows: list[int] = []
+        for row_id, uid, committed_at in session.exec(
+            select(WebhookRedelivery.id, Booking.uid, WebhookRedelivery.committed_at)
             .join(WebhookRedelivery, col(WebhookRedelivery.booking_id) == col(Booking.id))
             .where(
                 col(WebhookRedelivery.id).in_(others),
@@ -70,10 +71,12 @@ def release_held(redelivery_ids: list[int], outcomes: list[Outcome | BaseExcepti
             )
         ):
             settled[uid] = min(committed_at, settled.get(uid, committed_at))
+            rows.append(row_id)
     if not settled:
         return False
     with get_client(sync_client=True) as client:
-        return start_if_held(configured_engine(), client, settled)
+        because = f"redeliveries {sorted(rows)}"
+        return start_if_held(configured_engine(), client, settled, because=because)
 
 
 # A message in one of these states holds nothing back any more.
