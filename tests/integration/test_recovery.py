@@ -29,7 +29,7 @@ from booking.timeutil import utcnow
 from booking.transitions import cancel_booking
 from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import finish_dispatched
-from local.stack import LocalPrefect, free_port
+from local.stack import LocalPrefect, flush_redis, free_port, scale_out_env
 from tests.factories import booking_request, make_event_type, make_subscription
 from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking, smtp_server
 
@@ -52,11 +52,19 @@ def stack(tmp_path, prefect_database, mailbox: Inbox) -> Iterator[tuple[LocalPre
     url = prefect_database()
     if url is None:
         pytest.skip("needs a PostgreSQL-backed Prefect server (SQLite locks under this load)")
+    # BOOKING_TEST_SCALE_OUT_REDIS=redis://...: the same test against Prefect's scaled-out
+    # server (two API workers, the services apart, messaging in that Redis).
+    redis = os.environ.get("BOOKING_TEST_SCALE_OUT_REDIS")
+    if redis:
+        flush_redis(redis)
     stack = LocalPrefect(
         home=tmp_path / "prefect",
         port=free_port(),
         database_url=url,
+        api_workers=2 if redis else 1,
+        separate_services=bool(redis),
         extra_env={
+            **(scale_out_env(redis) if redis else {}),
             **TEST_SETTINGS,
             "BOOKING_DATABASE_URL": database_url,
             "BOOKING_SMTP_PORT": str(mailbox.port),
