@@ -23,5 +23,5 @@ def recover_deliveries(
     """Send again what ended FAILED to the subscription between `since` and `until` (now)."""
     until = until or utcnow()
     bookings = find_failed(subscription_id, since, until)
-    sent = [recover_booking.submit(ids, len(ids) - 1) for ids in bookings]
+    sent = [recover_booking.submit(ids) for ids in bookings]
     return summarise_recovery(subscription_id, since, until, [s.result() for s in sent])

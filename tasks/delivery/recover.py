@@ -85,12 +85,15 @@ def find_failed(subscription_id: int, since: datetime, until: datetime) -> list[
     return found
 
 
-@task(
-    name="recover a booking's messages",
-    task_run_name="recover {webhook_ids[0]} and {extra} more",
-    cache_policy=NO_CACHE,
-)
-def recover_booking(webhook_ids: list[str], extra: int = 0) -> list[Recovered]:
+def _recovery_name() -> str:
+    from prefect.runtime import task_run
+
+    ids = task_run.parameters["webhook_ids"]
+    return f"recover {ids[0]}" + (f" and {len(ids) - 1} more" if len(ids) > 1 else "")
+
+
+@task(name="recover a booking's messages", task_run_name=_recovery_name, cache_policy=NO_CACHE)
+def recover_booking(webhook_ids: list[str]) -> list[Recovered]:
     """Send one booking's failed messages again, in order; after one fails, the rest wait."""
     results: list[Recovered] = []
     held = None

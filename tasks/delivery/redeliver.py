@@ -50,13 +50,10 @@ def release_held(redelivery_ids: list[int], outcomes: list[Outcome | BaseExcepti
 
     from handoff.relay import release_held as start_if_held
 
-    waiting = [
-        row for row, outcome in zip(redelivery_ids, outcomes, strict=True) if outcome == "waiting"
-    ]
     others = [
         row for row, outcome in zip(redelivery_ids, outcomes, strict=True) if outcome != "waiting"
     ]
-    if not waiting or not others:
+    if "waiting" not in outcomes or not others:
         return False
     with transaction() as session:
         settled: dict[str, datetime] = {}

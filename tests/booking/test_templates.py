@@ -8,6 +8,7 @@ itself is measured by `python -m bench.templates`).
 """
 
 import contextlib
+import re
 from datetime import timedelta
 
 import pystache
@@ -18,7 +19,7 @@ from pystache.parser import ParsingError
 
 from booking.templates import MAX_TEMPLATE_CHARS, InvalidTemplate, check_template, render
 
-NAME_OK = __import__("re").compile(r"\.|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+NAME_OK = re.compile(r"\.|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 # Pieces that make every tag kind, unclosed and nested braces, and runs of blanks.
 PIECES = [
