@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         ge=45,
         description="A run Running with no heartbeat this long is marked Crashed.",
     )
+    worker_stop_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="On SIGTERM, how long a worker lets its runs finish before handing them back.",
+    )
 
     webhook_connect_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Connect timeout of one webhook delivery attempt."

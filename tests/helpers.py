@@ -142,6 +142,29 @@ class SharedServer:
             self.state_path.unlink()
 
 
+def kill_host(pid: int) -> None:
+    """SIGKILL a process and everything it started, as losing its machine would: the worker
+    of `python -m worker`, its forkserver, its launchers and its flow runs (which live in
+    process groups of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGSTOP)  # none of them can react to the others' end
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
 def _running(pid: int) -> bool:
     """The process exists and is not a zombie its parent has yet to reap."""
     try:

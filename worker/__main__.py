@@ -1,12 +1,18 @@
 """Start a Prefect worker with a warm forkserver beside it: the one command per worker host.
 
-    python -m worker [--pool booking-pool] [any `prefect worker start` option]
+    python -m worker [--pool booking-pool] [--name NAME] [--limit N] [--work-queue Q]...
+                     [--grace SECONDS]
 
-Starts `python -m worker.forkserver` (Prefect and the flows imported once), then becomes
-`prefect worker start --pool ...` itself, with the forkserver's socket in its environment.
-The work pool's `command` (`python -m worker.launch`) then forks each flow run from the
-forkserver instead of starting a new interpreter, and falls back to a plain start when it is
-not running. The forkserver stops when this worker stops.
+Starts `python -m worker.forkserver` (Prefect and the flows imported once), then runs
+Prefect's process worker on the pool in this process, with the forkserver's socket in its
+environment. The work pool's `command` (`python -m worker.launch`) then forks each flow run
+from the forkserver instead of starting a new interpreter, and falls back to a plain start
+when it is not running. The forkserver stops when this worker stops.
+
+Stopping it for a release: send SIGTERM (or press Ctrl-C) once. It takes no new runs and
+lets its runs finish for up to `--grace` seconds (`BOOKING_WORKER_STOP_GRACE_SECONDS`, 60);
+a run still going then is handed back for another worker to take at once. A second signal
+hands back at once (`worker/draining.py`).
 """
 
 import argparse
@@ -17,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from booking.settings import get_settings
 from deployments.names import WORK_POOL
 from worker.launch import SOCKET_ENV
 
@@ -29,14 +36,29 @@ HEARTBEAT_SECONDS = "30"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", default=WORK_POOL, help=f"work pool (default {WORK_POOL})")
-    args, worker_options = parser.parse_known_args()
+    parser.add_argument("--name", help="worker name (default: a new one each start)")
+    parser.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
+    parser.add_argument(
+        "--work-queue", action="append", dest="work_queues", help="poll only this queue"
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        help="on SIGTERM, seconds to let runs in flight finish before handing them back"
+        " (default: BOOKING_WORKER_STOP_GRACE_SECONDS, 60)",
+    )
+    args = parser.parse_args()
+    grace = args.grace if args.grace is not None else get_settings().worker_stop_grace_seconds
     socket_path = Path(tempfile.gettempdir()) / f"booking-forkserver-{os.getpid()}.sock"
-    env = {**os.environ, SOCKET_ENV: str(socket_path)}
-    env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_SECONDS)
-    # The forkserver's parent is this process, which becomes the worker: when the worker
-    # exits, the forkserver notices its new parent and stops.
+    # Runs inherit this process's environment.
+    os.environ[SOCKET_ENV] = str(socket_path)
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_SECONDS)
+    # The forkserver's parent is this worker: when it exits, the forkserver notices and
+    # stops. Its own process group keeps a signal meant for the worker away from the runs.
     forkserver = subprocess.Popen(
-        [sys.executable, "-m", "worker.forkserver", "--socket", str(socket_path)], env=env
+        [sys.executable, "-m", "worker.forkserver", "--socket", str(socket_path)],
+        process_group=0,
     )
     # Let it finish its imports first, so the first runs are forked too (a run that finds no
     # forkserver still starts, plainly).
@@ -45,8 +67,18 @@ def main() -> None:
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", args.pool]
-    os.execve(sys.executable, [*command, *worker_options], env)
+
+    import anyio
+
+    from worker.draining import DrainingWorker, serve
+
+    worker = DrainingWorker(
+        work_pool_name=args.pool,
+        work_queues=args.work_queues,
+        name=args.name,
+        limit=args.limit,
+    )
+    anyio.run(serve, worker, grace)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ to the worker's own pipes. The pattern is gunicorn's preload and Python's forkse
 Rules it keeps:
 - no threads or event loops before a fork: it is one thread with a selector, and refuses to
   fork (the launcher then starts the engine plainly) if an import started a thread;
-- each child stays in the worker's process group, as a run the worker started itself would:
-  a signal to the worker's whole group (Ctrl-C, a supervisor's kill) reaches the runs too.
-  Cancellation (SIGTERM to the launcher) is forwarded, and a child whose launcher dies is
-  killed, so a run is never left without someone to report its end;
+- it runs in a process group of its own, and so do its children: a signal meant for the
+  worker (Ctrl-C, a service manager's SIGTERM to its group) reaches neither, and the worker
+  decides what its runs get (`worker/draining.py`). Cancellation (SIGTERM to the launcher)
+  is forwarded, and a child whose launcher dies is killed, so a run is never left without
+  someone to report its end;
 - a fresh parent when the deployed code changes: a request finds the code changed since
   start-up, is answered "start plainly", and the forkserver execs itself anew as soon as its
   running children are done. Settings need no such care: each child reads its run's
@@ -183,7 +184,7 @@ class Forkserver:
         return None
 
     def _become_child(self, conn: socket.socket) -> None:
-        """In the child: drop everything of the server (it stays in the worker's group)."""
+        """In the child: drop everything of the server."""
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)

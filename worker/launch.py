@@ -5,8 +5,14 @@ The work pool's `command` job variable runs this (`python -m worker.launch`) ins
 flow run. It hands its working directory, environment and standard streams to the forkserver
 (`worker/forkserver.py`), which forks an engine that has Prefect and the flows imported
 already. From then on it stands in for that engine towards the worker: it forwards the
-worker's signals (cancellation, shutdown) to it and exits as it exits, with its exit code, or
-by the same signal if it was killed, so the worker reports a killed run as Crashed.
+worker's signals (cancellation) to it and exits as it exits, with its exit code, or by the
+same signal if it was killed, so the worker reports a killed run as Crashed. One signal is its
+own: SIGUSR1, sent by a stopping worker handing the run back (`worker/draining.py`), kills
+the engine at once and exits 0, so that nothing reports the run Crashed: the worker sets it
+AwaitingRetry for another worker instead.
+
+It leaves the worker's process group, so a signal meant for the worker (Ctrl-C, a service
+manager's SIGTERM to the group) does not reach the run: the worker decides what its runs get.
 
 When no forkserver answers, or it asks for a plain start (its code or settings are out of
 date), this process becomes `python -m prefect.engine` itself, as if the worker had started it.
@@ -22,12 +28,17 @@ import time
 
 # Set by `python -m worker` for the worker, which passes it on to each run.
 SOCKET_ENV = "BOOKING__FORKSERVER_SOCKET"
-# The run is in the worker's process group, so a signal to the group reaches it directly;
-# what is sent to this launcher alone (the worker cancelling a run) is passed on.
+# What the worker sends this launcher (cancelling a run) is passed on to the engine.
 FORWARDED = (signal.SIGTERM,)
+HAND_BACK = signal.SIGUSR1
 
 
 def main() -> None:
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    # Handed back before its engine exists: there is nothing to stop (the forkserver kills
+    # a child whose launcher is gone).
+    signal.signal(HAND_BACK, lambda _signum, _frame: os._exit(0))
     conn = _connect(os.environ.get(SOCKET_ENV))
     if conn is None:
         _start_plainly(None)
@@ -47,12 +58,23 @@ def main() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
+    handed_back = False
+
+    def hand_back(_signum: int, _frame: object) -> None:
+        nonlocal handed_back
+        handed_back = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
     for signum in FORWARDED:
         signal.signal(signum, forward)
+    signal.signal(HAND_BACK, hand_back)
     try:
         outcome = json.loads(reader.readline() or b"{}")
     except (OSError, ValueError):
         outcome = {}
+    if handed_back:
+        sys.exit(0)  # the worker reschedules the run; the engine is gone, as it asked
     if "signal" in outcome:
         _die_by(outcome["signal"])
     if "exit" in outcome:

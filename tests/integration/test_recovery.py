@@ -3,11 +3,10 @@ restarted by the outbox relay, and finished by a new worker. Each booking's webh
 the subscriber with one `webhook-id`; nothing is stored twice.
 
 Real parts throughout: a PostgreSQL-backed Prefect server, `python -m worker`
-(its whole process group SIGKILLed), the automations of deployments/automations.py.
+(it and every process it started SIGKILLed), the automations of deployments/automations.py.
 """
 
 import os
-import signal
 import threading
 import time
 from collections import defaultdict
@@ -31,7 +30,7 @@ from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import finish_dispatched
 from local.stack import LocalPrefect, flush_redis, free_port, scale_out_env
 from tests.factories import booking_request, make_event_type, make_subscription
-from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking, smtp_server
+from tests.helpers import TEST_SETTINGS, Inbox, kill_host, runs_of_booking, smtp_server
 
 pytestmark = pytest.mark.integration
 BOOKINGS = 10
@@ -138,7 +137,7 @@ def test_a_killed_worker_loses_nothing(
             ):
                 break
             time.sleep(0.2)
-    os.killpg(worker.pid, signal.SIGKILL)  # the worker, its forkserver and every run
+    kill_host(worker.pid)  # the worker, its forkserver and every run, at once
     worker.wait()
     killed_at = time.monotonic()
     prefect.start_worker(name="worker-2")

@@ -1,0 +1,163 @@
+"""A process worker that stops for a release without losing or repeating a run.
+
+On the first SIGTERM or SIGINT the worker stops taking runs and lets the runs it started
+finish, for up to its grace period (`BOOKING_WORKER_STOP_GRACE_SECONDS`, 60 s). A run still
+going at the end of it is handed back: its launcher kills the engine and exits cleanly (so
+nothing reports the run Crashed), then the run is set AwaitingRetry, as the UI's Retry does,
+and the next worker to poll takes it at once, instead of after the crash automation's
+silence window. A second signal hands back what is still going at once.
+
+The worker is Prefect's process worker (`ProcessWorker`), run in this process instead of
+by `prefect worker start`, so that it can stop polling without stopping its runs.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import anyio
+import anyio.abc
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import AwaitingRetry
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+
+# Sent to a run's launcher (`worker/launch.py`): kill the engine now and exit 0.
+HAND_BACK = signal.SIGUSR1
+POLL_SECONDS = 0.2
+# How long a handed-back run's launcher may take to report its engine gone.
+HAND_BACK_WAIT_SECONDS = 10.0
+
+
+class _NotePid:
+    """Stands in for the task status `ProcessWorker.run` reports its process to."""
+
+    def __init__(self, report: Callable[[Any], None], task_status: anyio.abc.TaskStatus[Any]):
+        self._report = report
+        self._task_status = task_status
+
+    def started(self, value: Any = None) -> None:
+        self._report(value)
+        self._task_status.started(value)
+
+
+class DrainingWorker(ProcessWorker):
+    """Prefect's process worker, which can stop taking runs and hand back what it holds."""
+
+    type = "process"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        # Named after its host and process unless told otherwise, for the UI's worker list.
+        kwargs["name"] = kwargs.get("name") or f"{socket.gethostname()}-{os.getpid()}"
+        super().__init__(*args, **kwargs)
+        self.draining = False
+        self.in_flight: dict[UUID, int | None] = {}  # flow run id -> its launcher's pid
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        if self.draining:
+            return []
+        return await super().get_and_submit_flow_runs()
+
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> ProcessWorkerResult:
+        self.in_flight[flow_run.id] = None
+
+        def note(pid: Any) -> None:
+            if isinstance(pid, int):
+                self.in_flight[flow_run.id] = pid
+
+        status = _NotePid(note, task_status or anyio.TASK_STATUS_IGNORED)
+        try:
+            return await super().run(flow_run, configuration, status)  # type: ignore[arg-type]
+        finally:
+            self.in_flight.pop(flow_run.id, None)
+
+    def holding(self) -> set[UUID]:
+        """The runs this worker took and has not seen end: being submitted, or running."""
+        return set(self._submitting_flow_run_ids) | set(self.in_flight)
+
+    async def drain(self, grace: float, hurry: anyio.Event) -> None:
+        """Take no more runs; wait up to `grace` seconds (or until `hurry`) for the runs
+        in flight to end, then hand back the rest."""
+        self.draining = True
+        held = self.holding()
+        self._logger.info(
+            "Stopping: taking no new runs; waiting up to %g s for %d run(s) in flight"
+            " (a second signal hands them back at once)",
+            grace,
+            len(held),
+        )
+        with anyio.move_on_after(grace):
+            while self.holding() and not hurry.is_set():
+                await anyio.sleep(POLL_SECONDS)
+        left = self.holding()
+        if not left:
+            self._logger.info("Stopped: every run it held has ended")
+            return
+        await self.hand_back(left)
+
+    async def hand_back(self, runs: set[UUID]) -> None:
+        self._logger.warning(
+            "Handing back %d run(s) still going: each is stopped and set AwaitingRetry"
+            " for another worker to run from the start",
+            len(runs),
+        )
+        for run_id in runs:
+            pid = self.in_flight.get(run_id)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, HAND_BACK)
+        # Only once its engine is gone can a run be given to another worker: until then it
+        # could still report a state of its own.
+        with anyio.move_on_after(HAND_BACK_WAIT_SECONDS):
+            while runs & set(self.in_flight):
+                await anyio.sleep(POLL_SECONDS)
+        for run_id in runs:
+            await self._reschedule(run_id)
+
+    async def _reschedule(self, run_id: UUID) -> None:
+        try:
+            run = await self.client.read_flow_run(run_id)
+            if run.state is not None and run.state.is_final() and not run.state.is_crashed():
+                return  # it finished as it was being stopped
+            await self.client.set_flow_run_state(
+                run_id,
+                AwaitingRetry(message=f"handed back by worker {self.name!r}, which stopped"),
+                force=True,
+            )
+        except Exception:
+            self._logger.exception(
+                "Could not hand back flow run %s; the crash automation will restart it", run_id
+            )
+        else:
+            self._logger.info("Handed back flow run %s (%s)", run_id, run.name)
+
+
+async def serve(worker: DrainingWorker, grace: float) -> None:
+    """Run `worker` until a SIGTERM or SIGINT, then drain it (a second signal hurries)."""
+    stop = anyio.Event()
+    hurry = anyio.Event()
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                (hurry if stop.is_set() else stop).set()
+
+    async def work() -> None:
+        await worker.start(printer=print)
+        stop.set()  # the worker ended by itself: nothing to wait for
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch_signals)
+        group.start_soon(work)
+        await stop.wait()
+        if worker.is_setup:
+            await worker.drain(grace, hurry)
+        group.cancel_scope.cancel()
