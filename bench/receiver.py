@@ -1,17 +1,23 @@
-"""A webhook subscriber for benchmarks: answers 200 at once and notes when each message came."""
+"""A webhook subscriber for benchmarks: answers 200 at once (or 503 to a share of requests)
+and notes when each message was delivered."""
 
 import json
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    """Serves on a loopback port; `first_seen[(booking uid, trigger)]` is the arrival time."""
+    """Serves on a loopback port; `first_seen[(booking uid, trigger)]` is when it was first
+    delivered (answered 200). With `fail_rate`, that share of requests, drawn at random, is
+    answered 503 and not counted as delivered."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_rate: float = 0.0, seed: int = 1) -> None:
         self.first_seen: dict[tuple[str, str], float] = {}
-        self.webhook_ids: dict[str, int] = {}
+        self.webhook_ids: dict[str, int] = {}  # delivered (200) per webhook-id
+        self.refused = 0
+        self._draw = random.Random(seed)
         self._lock = threading.Lock()
         receiver = self
 
@@ -24,10 +30,15 @@ class Receiver:
                 message = json.loads(body)
                 key = (message["payload"]["uid"], message["triggerEvent"])
                 with receiver._lock:
-                    receiver.first_seen.setdefault(key, arrived)
-                    webhook_id = self.headers.get("webhook-id", "")
-                    receiver.webhook_ids[webhook_id] = receiver.webhook_ids.get(webhook_id, 0) + 1
-                self.send_response(200)
+                    refuse = receiver._draw.random() < fail_rate
+                    if refuse:
+                        receiver.refused += 1
+                    else:
+                        receiver.first_seen.setdefault(key, arrived)
+                        webhook_id = self.headers.get("webhook-id", "")
+                        count = receiver.webhook_ids.get(webhook_id, 0)
+                        receiver.webhook_ids[webhook_id] = count + 1
+                self.send_response(503 if refuse else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
