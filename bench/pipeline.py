@@ -48,6 +48,7 @@ from booking.service import create_booking
 from booking.settings import PROJECT_ROOT, Settings
 from deployments.names import ARRANGEMENTS, idempotency_key
 from handoff.dispatch import PostCommitDispatcher
+from local import postgres
 from local.stack import LocalPrefect, flush_redis, free_port, scale_out_env
 
 TRIGGERS = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_REQUESTED"]
@@ -156,10 +157,13 @@ class Bench:
         self.workers.clear()
 
     def stop(self) -> None:
+        """Stop everything and drop both databases: the disk is shared."""
         self.stop_workers()
         self.stack.stop()
         self.receiver.stop()
         self.engine.dispose()
+        for database_url in (self.bookings_url, self.prefect_url):
+            postgres.drop_database(database_url.rsplit("/", 1)[1])
 
     # -- bookings ------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, or_, update
+from sqlalchemy import ColumnElement, Engine, literal, or_, update
 from sqlmodel import Session, col, select
 
 from booking.claims import claim
@@ -13,21 +13,19 @@ from booking.db import session_scope
 from booking.enums import WorkStatus
 from booking.errors import UnknownOutboxEvent
 from booking.models import Booking, OutboxEvent, WebhookRedelivery
-from booking.models.outbox import POST_COMMIT_KIND
+from booking.models.outbox import DONE, POST_COMMIT_KIND
 from booking.models.types import table
 from booking.payload import PostCommitPayload
 from booking.timeutil import utcnow
 
 ERROR_LIMIT = 500
-COMPLETED = "Completed"
-NOT_TRACKED = "not tracked"  # finished before outcomes were recorded (migration 0003)
-# An event finished with one of these needs nothing more; any other outcome is not done.
-DONE = (COMPLETED, NOT_TRACKED)
 
 
 def not_done() -> ColumnElement[bool]:
-    """Events whose runs ended, but not all Completed."""
-    return col(OutboxEvent.finished_at).is_not(None) & col(OutboxEvent.outcome).not_in(DONE)
+    """Events whose runs ended, but not all Completed. Rendered with its values inline, so
+    that the planner sees it is the predicate of the partial index `ix_outboxevent_not_done`."""
+    done = [literal(value, literal_execute=True) for value in DONE]
+    return col(OutboxEvent.finished_at).is_not(None) & col(OutboxEvent.outcome).not_in(done)
 
 
 def new_event_id() -> str:

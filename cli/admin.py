@@ -7,7 +7,7 @@ returned to the caller, never logged.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import httpx
@@ -247,6 +247,22 @@ def parse_duration(text: str) -> timedelta:
     if not (number.isascii() and number.isdigit()) or unit not in _UNITS or len(number) > 9:
         raise AdminError(f"{text!r} is not a duration such as 24h, 90m, 7d or 0")
     return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A time (ISO 8601, UTC unless it says otherwise) or a duration back from `now`
+    (`1h`, `30m`, `7d`)."""
+    try:
+        return now - parse_duration(text)
+    except AdminError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise AdminError(
+            f"{text!r} is neither a time (ISO 8601) nor a duration such as 1h"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def rotate_secret(

@@ -272,20 +272,22 @@ def deliveries_list(
     subscription: Annotated[int | None, typer.Option(help="A subscription's id.")] = None,
     failed: Annotated[bool, typer.Option(help="Only messages not delivered.")] = False,
     since: Annotated[
-        datetime | None, typer.Option(help="Attempts from this time (ISO 8601, UTC).")
+        str | None,
+        typer.Option(help="Attempts from this time (ISO 8601, UTC) or this long ago (1h, 30m)."),
     ] = None,
 ) -> None:
     """One line per message: webhook-id, trigger, booking, subscription, attempts, last
     status (or error) and time of the last attempt. Newest first."""
-    from cli.admin import deliveries
+    from booking.timeutil import utcnow
+    from cli.admin import AdminError, deliveries, parse_since
 
-    if since is not None and since.tzinfo is None:
-        from datetime import UTC
-
-        since = since.replace(tzinfo=UTC)
+    try:
+        start = parse_since(since, utcnow()) if since is not None else None
+    except AdminError as exc:
+        fail(str(exc))
     with session() as db:
         for log in deliveries(
-            db, booking_uid=booking, subscription_id=subscription, failed=failed, since=since
+            db, booking_uid=booking, subscription_id=subscription, failed=failed, since=start
         ):
             last = str(log.last_status) if log.last_status else (log.last_error or "-")[:60]
             typer.echo(

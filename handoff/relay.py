@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from booking import outbox
 from booking.db import session_scope
 from booking.models import OutboxEvent
+from booking.models.outbox import COMPLETED
 from booking.settings import Settings
 from booking.timeutil import utcnow
 from handoff.dispatch import PostCommitDispatcher
@@ -257,4 +258,4 @@ def _outcome(runs: list["FlowRun | None"]) -> str:
     for worst in ("Crashed", "Deleted", "Failed", "Cancelled"):
         if worst in names:
             return worst
-    return outbox.COMPLETED
+    return COMPLETED

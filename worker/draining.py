@@ -49,6 +49,12 @@ class DrainingWorker(ProcessWorker):
 
     type = "process"
 
+    @classmethod
+    def __dispatch_key__(cls) -> str:
+        # Prefect registers each worker class by its type; this one is looked up by no one,
+        # and must not take "process" from Prefect's own.
+        return "booking-draining-process"
+
     def __init__(self, *args: Any, **kwargs: Any):
         # Named after its host and process unless told otherwise, for the UI's worker list.
         kwargs["name"] = kwargs.get("name") or f"{socket.gethostname()}-{os.getpid()}"

@@ -84,7 +84,9 @@ class WebhookDelivery(SQLModel, table=True):
     error: str | None = None
     response_excerpt: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), index=True)
+    )
 
 
 @event.listens_for(WebhookSubscription, "before_insert")

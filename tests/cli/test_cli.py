@@ -128,6 +128,7 @@ def test_set_up_a_host_and_subscribe_with_a_standard_webhooks_secret(
          "exactly one scope"),
         (["subscriptions", "disable", "424242"], "no subscription"),
         (["replay"], "--booking UID or --message"),
+        (["deliveries", "list", "--since", "yesterday"], "neither a time (ISO 8601) nor a duration"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_clear_error_with_exit_code_2(
@@ -175,6 +176,9 @@ def test_deliveries_and_outbox_show_what_an_operator_needs(booking_cli, session:
     assert "msg_ok\tBOOKING_CREATED" in every and "2 attempt(s)\t200" in every
     assert "msg_bad" in failed and "msg_ok" not in failed and "ConnectError" in failed
     assert later == ""
+    # A duration back from now, as an operator types it after an incident.
+    last_hour = booking_cli("deliveries", "list", "--failed", "--since", "1h")
+    assert "msg_bad" in last_hour and "msg_ok" not in last_hour
     status = booking_cli("outbox", "status")
     assert "pending\t1" in status and "running\t0" in status
     assert booked.event_id in booking_cli("outbox", "list", "--pending")
