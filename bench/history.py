@@ -80,7 +80,7 @@ def pass_seconds(bench: Bench, deployment: str, repeat: int = 5) -> float:
         SyncPrefectClient(bench.stack.api_url) as client,
     ):
         for _ in range(repeat):
-            started = run_deployment(deployment, timeout=120)
+            started = run_deployment(deployment, timeout=300)
             run = client.read_flow_run(started.id)
             assert run.state and run.state.is_completed(), (deployment, run.state)
             assert run.start_time and run.end_time
@@ -387,6 +387,12 @@ def fill_bookings(dsn: str, uids: list[str], copies: int, step: float) -> dict:
             overrides["id"] = f"{new_uuid('t.id')}::text"
         if table == "booking":
             overrides["from_reschedule"] = "NULL"
+        if "due_at" in columns:
+            # A copy's due row whose time has passed was sent then, as in a real history
+            # (else the first sweep would find a year of reminders due).
+            moved = f"t.due_at - g * interval '{step} seconds'"
+            overrides["status"] = f"CASE WHEN {moved} < now() THEN 'SENT' ELSE t.status END"
+            overrides["sent_at"] = f"CASE WHEN {moved} < now() THEN {moved} ELSE NULL END"
         counts[table] = f.copy(table, f"t.id IN (SELECT id FROM tpl_{table})", every, overrides)
         print(f"  {table} {counts[table]:,} ({time.monotonic() - started:.0f} s)", flush=True)
         if table != "outboxevent" and counts[table]:
