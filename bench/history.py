@@ -46,6 +46,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session
 
 from bench.pipeline import Bench, machine, pct
+from bench.report import replace_section, say_verdicts
 from booking.settings import PROJECT_ROOT
 from booking.timeutil import utcnow
 from cli.admin import deliveries, outbox_status
@@ -559,15 +560,7 @@ def markdown(results: dict[str, Any]) -> str:
 def write_doc(results: dict[str, Any]) -> None:
     PERF.mkdir(exist_ok=True)
     (PERF / "history.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    text = DOC.read_text()
-    section = markdown(results)
-    start = text.find("## Cost as history grows")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text)
+    replace_section(DOC, "## Cost as history grows", markdown(results))
 
 
 def main() -> None:
@@ -588,11 +581,10 @@ def main() -> None:
     else:
         results = run(args)
         (Path(tempfile.gettempdir()) / "history.json").write_text(json.dumps(results, default=str))
-    for measure_, seen, target, ok in verdicts(results):
-        print(f"{measure_}: {seen} (target {target}) {'met' if ok else 'NOT MET'}")
+    met = say_verdicts(verdicts(results))
     if args.write_doc:
         write_doc(results)
-    if not all(ok for *_, ok in verdicts(results)):
+    if not met:
         sys.exit(1)
 
 

@@ -8,6 +8,7 @@ commit).
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from booking.settings import PROJECT_ROOT
@@ -243,3 +244,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def replace_section(doc: Path, heading: str, section: str) -> None:
+    """Put `section` (which starts with `heading`) in place of that section of `doc`, or
+    at its end."""
+    text = doc.read_text()
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.write_text(text)
+
+
+def say_verdicts(rows: list[tuple[str, str, str, bool]]) -> bool:
+    """Print each measure beside its target; True when every target is met."""
+    for measure, seen, target, ok in rows:
+        print(f"{measure}: {seen} (target {target}) {'met' if ok else 'NOT MET'}")
+    return all(ok for *_, ok in rows)

@@ -36,8 +36,10 @@ from typing import Any
 
 from prefect.client.schemas.objects import TERMINAL_STATES
 
+from bench.cpu import processes
 from bench.pipeline import Bench, machine, pct
 from bench.receiver import Receiver
+from bench.report import replace_section, say_verdicts
 from booking.settings import PROJECT_ROOT
 from local.stack import flush_redis
 
@@ -54,18 +56,6 @@ def rss_mib(pid: int) -> float | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def cmdline(pid: int) -> str:
@@ -94,6 +84,11 @@ class Sampler:
 
     def processes(self) -> dict[str, list[int]]:
         worker = self.bench.workers[0].pid
+        procs = processes()  # one walk of /proc for the parent links
+
+        def children(pid: int) -> list[int]:
+            return [p.pid for p in procs.values() if p.ppid == pid]
+
         forkservers = [p for p in children(worker) if "worker.forkserver" in cmdline(p)]
         return {
             "server": self.bench.stack.server_pids,
@@ -334,15 +329,7 @@ def write_doc(results: dict[str, Any]) -> None:
     PERF.mkdir(exist_ok=True)
     (PERF / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
     chart(results, PERF / "soak.png")
-    text = DOC.read_text()
-    section = markdown(results)
-    start = text.find("## A soak")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text)
+    replace_section(DOC, "## A soak", markdown(results))
 
 
 def main() -> None:
@@ -359,11 +346,10 @@ def main() -> None:
     else:
         results = soak(args)
         (Path(tempfile.gettempdir()) / "soak.json").write_text(json.dumps(results))
-    for measure, seen, target, ok in verdicts(results):
-        print(f"{measure}: {seen} (target {target}) {'met' if ok else 'NOT MET'}")
+    met = say_verdicts(verdicts(results))
     if args.write_doc:
         write_doc(results)
-    if not all(ok for *_, ok in verdicts(results)):
+    if not met:
         sys.exit(1)
 
 
