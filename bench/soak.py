@@ -251,7 +251,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         b = pct([x for m in late for x in m.latency[name]], 95)
         rows.append(
             (
-                f"latency p95, {name} subscriber: {span}",
+                f"delivery latency p95 ({name}): {span}",
                 f"{b:.2f} vs {a:.2f} s ({b / a - 1:+.1%})",
                 "within 20 %",
                 abs(b / a - 1) <= 0.20,
