@@ -4,7 +4,8 @@ Tells subscribers what happened to the booking (created, requested, rescheduled,
 paid, rejected, cancelled; `booking_triggers` says which, in order), one delivery task per
 subscriber and message. When the booking became confirmed it stores the MEETING_STARTED /
 MEETING_ENDED triggers that the periodic delivery flow sends later; a reschedule drops the
-original's, a cancellation cancels the booking's own. `booking-post-commit` runs these steps
+original's (a cancellation's are cancelled by the scheduling concern, with everything else
+the booking had planned). `booking-post-commit` runs these steps
 beside the other concerns'; this flow runs them alone, from its own deployment, to re-run the
 concern for one booking. Messages already delivered are not sent again, and one booking's
 messages to one subscriber go out in commit order (tasks/delivery/order.py). See
@@ -22,7 +23,6 @@ from tasks.outbox import OUTCOME_HOOKS
 from tasks.retry import with_policy
 from tasks.snapshot import load_snapshot
 from tasks.webhooks.steps import (
-    cancel_booking_triggers,
     delete_original_triggers,
     deliver_webhook,
     find_subscribers,
@@ -35,8 +35,6 @@ def webhook_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     steps: list[PrefectFuture] = []
     if payload.event == BookingEvent.CREATED and payload.is_reschedule:
         steps.append(with_policy(delete_original_triggers).submit(payload))
-    if payload.event == BookingEvent.CANCELLED:
-        steps.append(with_policy(cancel_booking_triggers).submit(payload))
     if payload.plans_confirmed_work:
         steps.append(with_policy(schedule_meeting_triggers).submit(payload))
     earlier: list[PrefectFuture] = []

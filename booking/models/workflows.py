@@ -44,7 +44,8 @@ class WorkflowStep(SQLModel, table=True):
 
 
 class WorkflowReminder(DueWork, table=True):
-    """One message to one recipient at `due_at`: a workflow step's or the mandatory one."""
+    """One message to one recipient at `due_at`: a workflow step's or the mandatory one, or a
+    cancellation's or rejection's notice, stored SENT once sent (`notice:` keys)."""
 
     __table_args__ = (Index("ix_workflowreminder_status_due", "status", "due_at"),)
 

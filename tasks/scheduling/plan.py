@@ -169,6 +169,7 @@ class Notice:
     time_zone: str
     subject: str | None = None
     body: str | None = None
+    step_id: int | None = None  # the workflow step it comes from, if any
 
 
 def plan_notices(payload: PostCommitPayload, rules: list[StepRule]) -> list[Notice]:
@@ -206,6 +207,7 @@ def plan_notices(payload: PostCommitPayload, rules: list[StepRule]) -> list[Noti
                     time_zone=zone,
                     subject=rule.subject,
                     body=rule.body,
+                    step_id=rule.step_id,
                 )
                 for method, recipient, name, locale, zone in _recipients(rule, payload)
             )

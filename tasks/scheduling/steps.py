@@ -1,7 +1,7 @@
 """The scheduling concern's steps: store the reminders and no-show checks a booking gets, as
-rows due later, in one transaction; on a cancellation, cancel the booking's pending
-reminders; on a cancellation or rejection, send its notices at once, one step per recipient.
-Planning itself is pure (tasks/scheduling/plan.py).
+rows due later, in one transaction; on a cancellation, cancel everything the booking had
+planned and not yet sent; on a cancellation or rejection, send its notices at once, in one step that
+records each message sent. Planning itself is pure (tasks/scheduling/plan.py).
 """
 
 from prefect import get_run_logger, task
@@ -10,11 +10,18 @@ from sqlmodel import Session, col, or_, select, update
 from booking.db import insert_once, transaction
 from booking.enums import NO_SHOW_TRIGGERS, BookingEvent, ReminderMethod, TimeUnit, WorkStatus
 from booking.i18n import local_time, translate
-from booking.models import Workflow, WorkflowActivation, WorkflowReminder, WorkflowStep
+from booking.models import (
+    ScheduledTrigger,
+    Workflow,
+    WorkflowActivation,
+    WorkflowReminder,
+    WorkflowStep,
+)
 from booking.payload import PostCommitPayload, cancellation_note
 from booking.settings import get_settings
+from booking.timeutil import utcnow
 from tasks.delivery import store
-from tasks.retry import step_policy
+from tasks.retry import is_transient, step_policy
 from tasks.scheduling.plan import (
     Notice,
     PlannedReminder,
@@ -135,34 +142,82 @@ def store_no_show_checks(session: Session, payload: PostCommitPayload) -> int:
     )
 
 
-@task(name="cancel the booking's reminders", **step_policy("database"))
-def cancel_booking_reminders(payload: PostCommitPayload) -> int:
-    """On a cancellation, set the booking's reminders not yet sent to CANCELLED."""
+@task(name="cancel what the booking had planned", **step_policy("database"))
+def cancel_planned_work(payload: PostCommitPayload) -> str:
+    """On a cancellation, set every row the booking had planned and not yet sent (reminders,
+    meeting triggers, no-show checks) to CANCELLED, with the reason, in one transaction."""
+    note = cancellation_note(payload)
     with transaction() as session:
-        cancelled = store.cancel_pending(
-            session, WorkflowReminder, payload.booking_id, cancellation_note(payload)
-        )
-    get_run_logger().info("cancelled %d pending reminders of %s", cancelled, payload.booking_uid)
-    return cancelled
+        reminders = store.cancel_pending(session, WorkflowReminder, payload.booking_id, note)
+        triggers = store.cancel_pending(session, ScheduledTrigger, payload.booking_id, note)
+    summary = (
+        f"cancelled {reminders} pending reminders and {triggers} pending triggers"
+        f" of booking {payload.booking_uid}"
+    )
+    get_run_logger().info("%s", summary)
+    return summary
 
 
-def notices_for(payload: PostCommitPayload) -> list[Notice]:
-    """What a cancellation or rejection tells people at once (a read, not a step)."""
-    if payload.event not in (BookingEvent.CANCELLED, BookingEvent.REJECTED):
-        return []
-    with transaction() as session:
-        return plan_notices(payload, load_rules(session, payload))
+def notice_key(payload: PostCommitPayload, notice: Notice) -> str:
+    """One per event and recipient: the notice's row, and its email's Message-ID."""
+    return f"{payload.event_id}-{notice.label.replace(' ', '-')}"
 
 
 @task(
-    name="send booking notice",
-    task_run_name="send {notice.kind} notice to {notice.label}",
+    name="send booking notices",
+    task_run_name="send {payload.event.value} notices",
     tags=["reminders"],
     **step_policy("provider"),
 )
-def send_notice(notice: Notice, payload: PostCommitPayload) -> str:
-    """Email (or text) one person that the booking was cancelled or declined, in their
-    language and time zone; the reason, when one was given, is quoted."""
+def send_notices(payload: PostCommitPayload) -> str:
+    """Tell each person a cancellation or rejection concerns, in their language and time
+    zone: the attendees, the host, and the EVENT_CANCELLED workflow steps' recipients.
+
+    Each message sent is recorded at once as a SENT reminder row of the booking, so a retry
+    of this step, or a replay of the event, sends only what was not sent. One recipient's
+    failure does not stop the others; the step then fails with it (retried when transient).
+    """
+    with transaction() as session:
+        notices = plan_notices(payload, load_rules(session, payload))
+        keys = [f"notice:{notice_key(payload, n)}" for n in notices]
+        done = set(
+            session.exec(
+                select(WorkflowReminder.dedupe_key).where(
+                    col(WorkflowReminder.dedupe_key).in_(keys)
+                )
+            )
+        )
+    logger = get_run_logger()
+    failures: list[tuple[str, Exception]] = []
+    sent = 0
+    for notice, key in zip(notices, keys, strict=True):
+        if key in done:
+            logger.info("%s notice to %s was sent before", notice.kind, notice.label)
+            continue
+        try:
+            send_notice(payload, notice, message_key=notice_key(payload, notice))
+        except Exception as exc:  # noqa: BLE001 - raised below, once the others are sent
+            # The class only: a mail server's answer may quote the address.
+            logger.warning(
+                "%s notice to %s not sent (%s)", notice.kind, notice.label, type(exc).__name__
+            )
+            failures.append((notice.label, exc))
+            continue
+        with transaction() as session:
+            insert_once(session, sent_row(payload, notice, key))
+        sent += 1
+    summary = f"{sent} {payload.event.value} notices sent for booking {payload.booking_uid}"
+    if failures:
+        logger.error("%s; not sent to %s", summary, ", ".join(label for label, _ in failures))
+        transient = [exc for _, exc in failures if is_transient(exc)]
+        raise (transient or [failures[0][1]])[0]
+    logger.info("%s", summary)
+    return summary
+
+
+def send_notice(payload: PostCommitPayload, notice: Notice, *, message_key: str) -> None:
+    """Email (or text) one person that the booking was cancelled or declined; the reason,
+    when one was given, is quoted."""
     settings = get_settings()
     reason = payload.cancellation_reason if notice.kind == "cancelled" else payload.rejection_reason
     context = {
@@ -184,10 +239,24 @@ def send_notice(notice: Notice, payload: PostCommitPayload) -> str:
         send_sms(settings, to=notice.recipient, body=body or subject)
     else:
         send_email(
-            settings,
-            to=notice.recipient,
-            subject=subject,
-            body=body,
-            message_key=f"{payload.event_id}-{notice.label.replace(' ', '-')}",
+            settings, to=notice.recipient, subject=subject, body=body, message_key=message_key
         )
-    return f"{notice.kind} notice sent to {notice.label}"
+
+
+def sent_row(payload: PostCommitPayload, notice: Notice, key: str) -> WorkflowReminder:
+    """The record of a notice sent: a reminder row of the booking, SENT when it was due."""
+    now = utcnow()
+    return WorkflowReminder(
+        dedupe_key=key,
+        booking_id=payload.booking_id,
+        workflow_step_id=notice.step_id,
+        method=notice.method,
+        recipient=notice.recipient,
+        recipient_name=notice.name,
+        locale=notice.locale,
+        time_zone=notice.time_zone,
+        due_at=now,
+        status=WorkStatus.SENT,
+        sent_at=now,
+        attempts=1,
+    )

@@ -9,8 +9,7 @@ from prefect.states import Completed, State
 
 from booking.db import transaction
 from booking.enums import MEETING_TRIGGERS, WebhookTrigger
-from booking.models import ScheduledTrigger
-from booking.payload import PostCommitPayload, cancellation_note
+from booking.payload import PostCommitPayload
 from booking.settings import get_settings
 from booking.timeutil import utcnow
 from tasks.delivery import store
@@ -43,19 +42,6 @@ def delete_original_triggers(payload: PostCommitPayload) -> int:
         payload.booking_uid,
     )
     return deleted
-
-
-@task(name="cancel the booking's scheduled triggers", **step_policy("database"))
-def cancel_booking_triggers(payload: PostCommitPayload) -> int:
-    """On a cancellation, set the booking's triggers not yet sent to CANCELLED."""
-    with transaction() as session:
-        cancelled = store.cancel_pending(
-            session, ScheduledTrigger, payload.booking_id, cancellation_note(payload)
-        )
-    get_run_logger().info(
-        "cancelled %d pending triggers of booking %s", cancelled, payload.booking_uid
-    )
-    return cancelled
 
 
 @task(name="schedule meeting triggers", **step_policy("database"))

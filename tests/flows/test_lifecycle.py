@@ -99,15 +99,53 @@ def test_a_cancellation_tells_everyone_and_cancels_what_was_planned(
     assert last["payload"]["cancellationReason"] == "Kann leider nicht"
     assert last["payload"]["cancelledBy"] == "attendee"
     assert last["payload"]["status"] == "CANCELLED"
-    rows = [*due_rows(db, ScheduledTrigger, booked.booking_id)]
-    rows += due_rows(db, WorkflowReminder, booked.booking_id)
-    assert rows and all(r.status == WorkStatus.CANCELLED for r in rows)
-    assert {r.skip_reason for r in rows} == {"booking cancelled by the attendee"}
+    notices = [r for r in due_rows(db, WorkflowReminder, booked.booking_id) if is_notice(r)]
+    planned = [*due_rows(db, ScheduledTrigger, booked.booking_id)]
+    planned += [r for r in due_rows(db, WorkflowReminder, booked.booking_id) if not is_notice(r)]
+    assert len(planned) == 3 and all(r.status == WorkStatus.CANCELLED for r in planned)
+    assert {r.skip_reason for r in planned} == {"booking cancelled by the attendee"}
+    assert sorted((r.status, r.locale) for r in notices) == [
+        (WorkStatus.SENT, "de"),
+        (WorkStatus.SENT, "en"),
+    ]
     subjects = sorted(str(m["Subject"]) for m in smtp.messages)
     assert [s.split(":")[0] for s in subjects] == ["Abgesagt", "Cancelled"]  # attendee de, host en
     attendee_mail = next(m for m in smtp.messages if str(m["Subject"]).startswith("Abgesagt"))
     assert "Grund: Kann leider nicht" in attendee_mail.get_payload()
     assert "16:00" in str(attendee_mail["Subject"])  # 15:00 UTC, in Europe/Berlin
+
+
+def is_notice(row: WorkflowReminder) -> bool:
+    return row.dedupe_key.startswith("notice:")
+
+
+def test_a_cancellation_run_again_tells_no_one_twice(
+    db: Session, httpserver: HTTPServer, smtp: Inbox
+) -> None:
+    """A retry of the notices step or a replay of the event sends only what was not sent:
+    each message sent is recorded as it goes. Here the first run sent to the attendee only
+    (the host's row is gone, as if the run died between the two)."""
+    kind = subscribed(db, httpserver)
+    booked = create_booking(booking_request(kind), session=db)
+    assert run(booked.event_id, booked.uid).is_completed()
+    cancelled = cancel_booking(booked.uid, session=db, reason="Zu spät", cancelled_by="host")
+    assert run(cancelled.event_id, booked.uid).is_completed()
+    assert len(smtp.messages) == 2
+    host_row = next(
+        r
+        for r in due_rows(db, WorkflowReminder, booked.booking_id)
+        if r.dedupe_key.endswith("-host")
+    )
+    db.delete(host_row)
+    db.commit()
+
+    again = run(cancelled.event_id, booked.uid)
+
+    assert again.is_completed(), again.message
+    subjects = [str(m["Subject"]).split(":")[0] for m in smtp.messages]
+    assert subjects.count("Abgesagt") == 1 and subjects.count("Cancelled") == 2
+    notices = [r for r in due_rows(db, WorkflowReminder, booked.booking_id) if is_notice(r)]
+    assert len(notices) == 2 and {r.status for r in notices} == {WorkStatus.SENT}
 
 
 def test_a_rejection_tells_the_subscriber_and_the_attendee_why(
