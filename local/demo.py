@@ -15,10 +15,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from prefect.client.schemas.objects import TERMINAL_STATES
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from booking.db import make_engine, upgrade_schema
 from booking.models import (
+    NOTICE_KEY_PREFIX,
     EventType,
     OutboxEvent,
     ScheduledTrigger,
@@ -296,7 +297,10 @@ def summarise(
     session.expire_all()
     for result in results:
         for reminder in session.exec(
-            select(WorkflowReminder).where(WorkflowReminder.booking_id == result.booking_id)
+            select(WorkflowReminder).where(
+                WorkflowReminder.booking_id == result.booking_id,
+                ~col(WorkflowReminder.dedupe_key).startswith(NOTICE_KEY_PREFIX),  # sent at once
+            )
         ):
             logger.info(
                 "  booking %s  %s reminder due %s  %s",

@@ -18,6 +18,7 @@ from booking.models.webhooks import (
     WebhookSubscription,
 )
 from booking.models.workflows import (
+    NOTICE_KEY_PREFIX,
     Workflow,
     WorkflowActivation,
     WorkflowReminder,
@@ -25,6 +26,7 @@ from booking.models.workflows import (
 )
 
 __all__ = [
+    "NOTICE_KEY_PREFIX",
     "Attendee",
     "Booking",
     "BookingHost",

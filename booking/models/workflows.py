@@ -43,9 +43,12 @@ class WorkflowStep(SQLModel, table=True):
     body_template: str | None = Field(default=None, sa_column=Column(Text))
 
 
+NOTICE_KEY_PREFIX = "notice:"  # a WorkflowReminder that records a notice sent at once
+
+
 class WorkflowReminder(DueWork, table=True):
     """One message to one recipient at `due_at`: a workflow step's or the mandatory one, or a
-    cancellation's or rejection's notice, stored SENT once sent (`notice:` keys)."""
+    cancellation's or rejection's notice, stored SENT once sent (`NOTICE_KEY_PREFIX` keys)."""
 
     __table_args__ = (Index("ix_workflowreminder_status_due", "status", "due_at"),)
 

@@ -11,6 +11,7 @@ from booking.db import insert_once, transaction
 from booking.enums import NO_SHOW_TRIGGERS, BookingEvent, ReminderMethod, TimeUnit, WorkStatus
 from booking.i18n import local_time, translate
 from booking.models import (
+    NOTICE_KEY_PREFIX,
     ScheduledTrigger,
     Workflow,
     WorkflowActivation,
@@ -179,7 +180,7 @@ def send_notices(payload: PostCommitPayload) -> str:
     """
     with transaction() as session:
         notices = plan_notices(payload, load_rules(session, payload))
-        keys = [f"notice:{notice_key(payload, n)}" for n in notices]
+        keys = [NOTICE_KEY_PREFIX + notice_key(payload, n) for n in notices]
         done = set(
             session.exec(
                 select(WorkflowReminder.dedupe_key).where(

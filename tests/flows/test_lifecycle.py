@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from werkzeug import Request, Response
 
 from booking.enums import WorkStatus
-from booking.models import ScheduledTrigger, WorkflowReminder
+from booking.models import NOTICE_KEY_PREFIX, ScheduledTrigger, WorkflowReminder
 from booking.service import create_booking
 from booking.timeutil import utcnow
 from booking.transitions import cancel_booking, confirm_booking, record_payment, reject_booking
@@ -116,7 +116,7 @@ def test_a_cancellation_tells_everyone_and_cancels_what_was_planned(
 
 
 def is_notice(row: WorkflowReminder) -> bool:
-    return row.dedupe_key.startswith("notice:")
+    return row.dedupe_key.startswith(NOTICE_KEY_PREFIX)
 
 
 def test_a_cancellation_run_again_tells_no_one_twice(
