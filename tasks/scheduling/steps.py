@@ -179,39 +179,41 @@ def send_notices(payload: PostCommitPayload) -> str:
     failure does not stop the others; the step then fails with it (retried when transient).
     """
     with transaction() as session:
-        notices = plan_notices(payload, load_rules(session, payload))
-        keys = [NOTICE_KEY_PREFIX + notice_key(payload, n) for n in notices]
+        notices = {
+            notice_key(payload, n): n for n in plan_notices(payload, load_rules(session, payload))
+        }
+        rows = [NOTICE_KEY_PREFIX + key for key in notices]
         done = set(
             session.exec(
                 select(WorkflowReminder.dedupe_key).where(
-                    col(WorkflowReminder.dedupe_key).in_(keys)
+                    col(WorkflowReminder.dedupe_key).in_(rows)
                 )
             )
         )
     logger = get_run_logger()
-    failures: list[tuple[str, Exception]] = []
+    failed: dict[str, Exception] = {}  # by recipient label
     sent = 0
-    for notice, key in zip(notices, keys, strict=True):
-        if key in done:
+    for key, notice in notices.items():
+        if NOTICE_KEY_PREFIX + key in done:
             logger.info("%s notice to %s was sent before", notice.kind, notice.label)
             continue
         try:
-            send_notice(payload, notice, message_key=notice_key(payload, notice))
+            send_notice(payload, notice, message_key=key)
         except Exception as exc:  # noqa: BLE001 - raised below, once the others are sent
             # The class only: a mail server's answer may quote the address.
             logger.warning(
                 "%s notice to %s not sent (%s)", notice.kind, notice.label, type(exc).__name__
             )
-            failures.append((notice.label, exc))
+            failed[notice.label] = exc
             continue
         with transaction() as session:
-            insert_once(session, sent_row(payload, notice, key))
+            insert_once(session, sent_row(payload, notice, NOTICE_KEY_PREFIX + key))
         sent += 1
     summary = f"{sent} {payload.event.value} notices sent for booking {payload.booking_uid}"
-    if failures:
-        logger.error("%s; not sent to %s", summary, ", ".join(label for label, _ in failures))
-        transient = [exc for _, exc in failures if is_transient(exc)]
-        raise (transient or [failures[0][1]])[0]
+    if failed:
+        logger.error("%s; not sent to %s", summary, ", ".join(failed))
+        errors = list(failed.values())
+        raise next((exc for exc in errors if is_transient(exc)), errors[0])
     logger.info("%s", summary)
     return summary
 
