@@ -199,7 +199,7 @@ def plan_notices(payload: PostCommitPayload, rules: list[StepRule]) -> list[Noti
             notices.extend(
                 Notice(
                     kind=kind,
-                    label=f"workflow step {rule.step_id}",
+                    label=f"workflow step {rule.step_id} #{n}",  # one key per recipient
                     method=method,
                     recipient=recipient,
                     name=name,
@@ -209,6 +209,8 @@ def plan_notices(payload: PostCommitPayload, rules: list[StepRule]) -> list[Noti
                     body=rule.body,
                     step_id=rule.step_id,
                 )
-                for method, recipient, name, locale, zone in _recipients(rule, payload)
+                for n, (method, recipient, name, locale, zone) in enumerate(
+                    _recipients(rule, payload), start=1
+                )
             )
     return notices

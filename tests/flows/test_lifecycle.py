@@ -19,7 +19,7 @@ from booking.timeutil import utcnow
 from booking.transitions import cancel_booking, confirm_booking, record_payment, reject_booking
 from flows.deliver_due_work import deliver_due_work
 from flows.post_commit import booking_post_commit
-from tests.factories import booking_request, make_event_type, make_subscription
+from tests.factories import booking_request, make_event_type, make_subscription, make_workflow
 from tests.helpers import Inbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -146,6 +146,24 @@ def test_a_cancellation_run_again_tells_no_one_twice(
     assert subjects.count("Abgesagt") == 1 and subjects.count("Cancelled") == 2
     notices = [r for r in due_rows(db, WorkflowReminder, booked.booking_id) if is_notice(r)]
     assert len(notices) == 2 and {r.status for r in notices} == {WorkStatus.SENT}
+
+
+def test_a_cancelled_workflow_step_tells_each_of_its_recipients(
+    db: Session, httpserver: HTTPServer, smtp: Inbox
+) -> None:
+    """An EVENT_CANCELLED step that emails every attendee: each gets it, each recorded."""
+    kind = subscribed(db, httpserver)
+    make_workflow(db, kind, "EVENT_CANCELLED", "EMAIL_ATTENDEE", subject_template="Weg")
+    guest = {"name": "Bo Guest", "email": "bo@bookers.example", "time_zone": "UTC"}
+    booked = create_booking(booking_request(kind, guests=[guest]), session=db)
+    cancelled = cancel_booking(booked.uid, session=db)
+
+    assert run(cancelled.event_id, booked.uid).is_completed()
+
+    workflow_mail = [m for m in smtp.messages if str(m["Subject"]) == "Weg"]
+    assert len(workflow_mail) == 2 and len({m["To"] for m in workflow_mail}) == 2
+    notices = [r for r in due_rows(db, WorkflowReminder, booked.booking_id) if is_notice(r)]
+    assert len(notices) == 5  # two attendees, the host, the step's two recipients
 
 
 def test_a_rejection_tells_the_subscriber_and_the_attendee_why(
