@@ -12,8 +12,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from prefect.client.orchestration import SyncPrefectClient
-
 from bench.pipeline import Bench
 from deployments.names import DELIVER_DUE_WORK, OUTBOX_RELAY
 
@@ -44,10 +42,7 @@ def main() -> None:
             bench.warm_up("bundled")
             active = bench.idle(args.minutes)
             print(line("schedules on", active), flush=True)
-            with SyncPrefectClient(bench.stack.api_url) as client:
-                for target in (DELIVER_DUE_WORK, OUTBOX_RELAY):
-                    deployment = client.read_deployment_by_name(target.full_name)
-                    client.pause_deployment(deployment.id)
+            bench.pause_periodic()
             before = finished_runs(bench)
             paused = bench.idle(args.minutes)
             ran = finished_runs(bench) - before

@@ -46,7 +46,7 @@ from booking.db import make_engine, upgrade_schema
 from booking.models import EventType, User, WebhookSubscription
 from booking.service import create_booking
 from booking.settings import PROJECT_ROOT, Settings
-from deployments.names import ARRANGEMENTS, idempotency_key
+from deployments.names import ARRANGEMENTS, DELIVER_DUE_WORK, OUTBOX_RELAY, idempotency_key
 from handoff.dispatch import PostCommitDispatcher
 from local import postgres
 from local.stack import LocalPrefect, flush_redis, free_port, scale_out_env
@@ -138,6 +138,15 @@ class Bench:
             session.commit()
             assert event_type.id is not None
             self.event_type_id = event_type.id
+
+    def pause_periodic(self) -> None:
+        """Pause the periodic deployments (deliver-due-work, the outbox relay); pausing
+        deletes their runs already scheduled."""
+        from prefect.client.orchestration import SyncPrefectClient
+
+        with SyncPrefectClient(self.stack.api_url) as client:
+            for target in (DELIVER_DUE_WORK, OUTBOX_RELAY):
+                client.pause_deployment(client.read_deployment_by_name(target.full_name).id)
 
     def start_workers(self, count: int) -> None:
         for n in range(len(self.workers), count):
