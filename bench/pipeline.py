@@ -139,14 +139,18 @@ class Bench:
             assert event_type.id is not None
             self.event_type_id = event_type.id
 
-    def pause_periodic(self) -> None:
-        """Pause the periodic deployments (deliver-due-work, the outbox relay); pausing
-        deletes their runs already scheduled."""
+    def pause_periodic(self, paused: bool = True) -> None:
+        """Pause (or resume) the periodic deployments (deliver-due-work, the outbox relay);
+        pausing deletes their runs already scheduled."""
         from prefect.client.orchestration import SyncPrefectClient
 
         with SyncPrefectClient(self.stack.api_url) as client:
             for target in (DELIVER_DUE_WORK, OUTBOX_RELAY):
-                client.pause_deployment(client.read_deployment_by_name(target.full_name).id)
+                deployment = client.read_deployment_by_name(target.full_name).id
+                if paused:
+                    client.pause_deployment(deployment)
+                else:
+                    client.resume_deployment(deployment)
 
     def start_workers(self, count: int) -> None:
         for n in range(len(self.workers), count):
@@ -201,12 +205,16 @@ class Bench:
         with psycopg.connect(dsn) as conn:
             return conn.execute(query, params).fetchall()
 
+    # Prefect indexes idempotency keys only with their flow, (flow_id, idempotency_key):
+    # without `flow_id` a lookup by key reads the whole index, and on a long history this
+    # once-a-second poll was most of PostgreSQL's CPU in a burst.
+    BY_KEY = "flow_id IN (SELECT id FROM flow) AND idempotency_key = ANY(%s)"
+
     def wait_final(self, keys: list[str], timeout: float = 900) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ((done,),) = self._prefect_sql(
-                "SELECT count(*) FROM flow_run WHERE idempotency_key = ANY(%s)"
-                " AND state_type::text = ANY(%s)",
+                f"SELECT count(*) FROM flow_run WHERE {self.BY_KEY} AND state_type::text = ANY(%s)",
                 (keys, [state.value for state in TERMINAL_STATES]),
             )
             if done == len(keys):
@@ -216,8 +224,8 @@ class Bench:
 
     def runs(self, keys: list[str]) -> list[tuple]:
         return self._prefect_sql(
-            "SELECT state_type::text, created, start_time, end_time FROM flow_run"
-            " WHERE idempotency_key = ANY(%s)",
+            f"SELECT state_type::text, created, start_time, end_time FROM flow_run"
+            f" WHERE {self.BY_KEY}",
             (keys,),
         )
 
