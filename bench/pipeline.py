@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import TERMINAL_STATES
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -142,8 +143,6 @@ class Bench:
     def pause_periodic(self, paused: bool = True) -> None:
         """Pause (or resume) the periodic deployments (deliver-due-work, the outbox relay);
         pausing deletes their runs already scheduled."""
-        from prefect.client.orchestration import SyncPrefectClient
-
         with SyncPrefectClient(self.stack.api_url) as client:
             for target in (DELIVER_DUE_WORK, OUTBOX_RELAY):
                 deployment = client.read_deployment_by_name(target.full_name).id
