@@ -32,7 +32,8 @@ def webhook_client(pinned: list[str]) -> httpx.Client:
 
 
 @lru_cache(maxsize=1)
-def _tls() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
+    """Certificate checks against certifi's roots, for every https call of the process."""
     return httpx.create_ssl_context(trust_env=False)
 
 
@@ -125,6 +126,6 @@ class _PinnedTransport(httpx.HTTPTransport):
 
     def __init__(self, addresses: list[str]):
         super().__init__(
-            verify=_tls(), limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
+            verify=tls_context(), limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
         )
         self._pool._network_backend = _PinnedBackend(addresses)

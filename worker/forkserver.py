@@ -316,6 +316,15 @@ def _load_locale_data() -> None:
         local_time(datetime.now(UTC), "UTC", language)
 
 
+def _make_tls_context() -> None:
+    """The TLS context of calls to subscribers and providers is made once per process
+    (tasks/clients.py); loading its certificates takes about 40 ms of CPU: made here, each
+    forked run has it already."""
+    from tasks.clients import tls_context
+
+    tls_context()
+
+
 def preload() -> None:
     """Import what flow runs need, then freeze the heap: objects that exist now are never
     scanned by a child's garbage collector, and their memory pages stay shared."""
@@ -325,6 +334,7 @@ def preload() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     _load_locale_data()
+    _make_tls_context()
     gc.collect()
     gc.freeze()
 
