@@ -25,6 +25,7 @@ from pathlib import Path
 
 from booking.settings import get_settings
 from deployments.names import WORK_POOL
+from worker.api_tls import plain_http_cert_file
 from worker.launch import SOCKET_ENV
 
 READY_TIMEOUT_SECONDS = 60
@@ -54,6 +55,8 @@ def main() -> None:
     # Runs inherit this process's environment.
     os.environ[SOCKET_ENV] = str(socket_path)
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_SECONDS)
+    if cert_file := plain_http_cert_file():
+        os.environ["PREFECT_API_SSL_CERT_FILE"] = str(cert_file)
     # The forkserver's parent is this worker: when it exits, the forkserver notices and
     # stops. Its own process group keeps a signal meant for the worker away from the runs.
     forkserver = subprocess.Popen(
