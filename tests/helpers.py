@@ -1,5 +1,6 @@
 """Helpers the tests import (fixtures live in the conftest files, helpers here)."""
 
+import asyncio
 import contextlib
 import email
 import fcntl
@@ -214,23 +215,35 @@ def runs_of_booking(client: SyncPrefectClient, booking_uid: str) -> list[FlowRun
 class Inbox:
     """An aiosmtpd handler that keeps every message it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hang_up_after_each: bool = False) -> None:
         self.messages: list[Message] = []
+        self.peers: list[tuple[str, int]] = []  # the connection each message came on
         self.port = 0  # where its server listens, once started
+        self.hang_up_after_each = hang_up_after_each  # as a server with idle limits may
+        self.unknown: set[str] = set()  # recipients it refuses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.unknown:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         self.messages.append(email.message_from_bytes(envelope.content))
+        self.peers.append(session.peer)
+        if self.hang_up_after_each:
+            asyncio.get_running_loop().call_later(0.05, server.transport.close)
         return "250 OK"
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[Inbox]:
+def smtp_server(*, hang_up_after_each: bool = False) -> Iterator[Inbox]:
     """A real SMTP server (aiosmtpd) on a free loopback port; its inbox, with the port."""
     from aiosmtpd.controller import Controller
 
     from local.stack import free_port
 
-    inbox = Inbox()
+    inbox = Inbox(hang_up_after_each=hang_up_after_each)
     inbox.port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()

@@ -33,20 +33,79 @@ def reminder_text(
     )
 
 
+class Mailer:
+    """Sends emails over one SMTP connection, opened for the first and kept for the next
+    (a cancellation tells the attendees and the host in one step); after a failure the next
+    email opens a new one. Use it as a context manager: the connection is closed at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    def send(self, *, to: str, subject: str, body: str, message_key: str) -> None:
+        settings = self._settings
+        message = EmailMessage()
+        message["From"] = settings.smtp_from
+        message["To"] = to
+        message["Subject"] = subject
+        # Stable per message, so a resend after a lost acknowledgement can be recognised.
+        message["Message-ID"] = make_msgid(idstring=message_key, domain="bookings.invalid")
+        message.set_content(body)
+        reused = self._smtp is not None
+        try:
+            self._connection().send_message(message)
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            self.close()
+            if not reused:
+                raise
+            # The server closed the kept connection between two emails: once more, afresh.
+            try:
+                self._connection().send_message(message)
+            except Exception:
+                self.close()
+                raise
+        except Exception:
+            self.close()
+            raise
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self._settings
+        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30)
+        try:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username and settings.smtp_password:
+                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        except Exception:
+            smtp.close()
+            raise
+        return smtp
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()  # the messages were accepted; a failed goodbye loses nothing
+
+    def __enter__(self) -> "Mailer":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def send_email(settings: Settings, *, to: str, subject: str, body: str, message_key: str) -> None:
-    message = EmailMessage()
-    message["From"] = settings.smtp_from
-    message["To"] = to
-    message["Subject"] = subject
-    # Stable per reminder, so a resend after a lost acknowledgement can be recognised.
-    message["Message-ID"] = make_msgid(idstring=message_key, domain="bookings.invalid")
-    message.set_content(body)
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_username and settings.smtp_password:
-            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-        smtp.send_message(message)
+    """One email on a connection of its own."""
+    with Mailer(settings) as mailer:
+        mailer.send(to=to, subject=subject, body=body, message_key=message_key)
 
 
 def send_sms(settings: Settings, *, to: str, body: str) -> None:

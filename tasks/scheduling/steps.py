@@ -32,7 +32,7 @@ from tasks.scheduling.plan import (
     plan_notices,
     plan_workflow_reminders,
 )
-from tasks.scheduling.sending import reminder_text, send_email, send_sms
+from tasks.scheduling.sending import Mailer, reminder_text, send_sms
 
 
 @task(name="schedule reminders and no-show checks", **step_policy("database"))
@@ -193,22 +193,23 @@ def send_notices(payload: PostCommitPayload) -> str:
     logger = get_run_logger()
     failed: dict[str, Exception] = {}  # by recipient label
     sent = 0
-    for key, notice in notices.items():
-        if NOTICE_KEY_PREFIX + key in done:
-            logger.info("%s notice to %s was sent before", notice.kind, notice.label)
-            continue
-        try:
-            send_notice(payload, notice, message_key=key)
-        except Exception as exc:  # noqa: BLE001 - raised below, once the others are sent
-            # The class only: a mail server's answer may quote the address.
-            logger.warning(
-                "%s notice to %s not sent (%s)", notice.kind, notice.label, type(exc).__name__
-            )
-            failed[notice.label] = exc
-            continue
-        with transaction() as session:
-            insert_once(session, sent_row(payload, notice, NOTICE_KEY_PREFIX + key))
-        sent += 1
+    with Mailer(get_settings()) as mailer:
+        for key, notice in notices.items():
+            if NOTICE_KEY_PREFIX + key in done:
+                logger.info("%s notice to %s was sent before", notice.kind, notice.label)
+                continue
+            try:
+                send_notice(payload, notice, message_key=key, mailer=mailer)
+            except Exception as exc:  # noqa: BLE001 - raised below, once the others are sent
+                # The class only: a mail server's answer may quote the address.
+                logger.warning(
+                    "%s notice to %s not sent (%s)", notice.kind, notice.label, type(exc).__name__
+                )
+                failed[notice.label] = exc
+                continue
+            with transaction() as session:
+                insert_once(session, sent_row(payload, notice, NOTICE_KEY_PREFIX + key))
+            sent += 1
     summary = f"{sent} {payload.event.value} notices sent for booking {payload.booking_uid}"
     if failed:
         logger.error("%s; not sent to %s", summary, ", ".join(failed))
@@ -218,10 +219,11 @@ def send_notices(payload: PostCommitPayload) -> str:
     return summary
 
 
-def send_notice(payload: PostCommitPayload, notice: Notice, *, message_key: str) -> None:
+def send_notice(
+    payload: PostCommitPayload, notice: Notice, *, message_key: str, mailer: Mailer
+) -> None:
     """Email (or text) one person that the booking was cancelled or declined; the reason,
     when one was given, is quoted."""
-    settings = get_settings()
     reason = payload.cancellation_reason if notice.kind == "cancelled" else payload.rejection_reason
     context = {
         "name": notice.name or "",
@@ -239,11 +241,9 @@ def send_notice(payload: PostCommitPayload, notice: Notice, *, message_key: str)
             locale=notice.locale, context=context, subject=notice.subject, body=notice.body
         )
     if notice.method == ReminderMethod.SMS:
-        send_sms(settings, to=notice.recipient, body=body or subject)
+        send_sms(get_settings(), to=notice.recipient, body=body or subject)
     else:
-        send_email(
-            settings, to=notice.recipient, subject=subject, body=body, message_key=message_key
-        )
+        mailer.send(to=notice.recipient, subject=subject, body=body, message_key=message_key)
 
 
 def sent_row(payload: PostCommitPayload, notice: Notice, key: str) -> WorkflowReminder:
