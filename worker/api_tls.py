@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 import certifi
 from prefect.settings import get_current_settings
 
-FILE_NAME = "booking-prefect-api-plain-http.pem"
 PEM_CERTIFICATE = re.compile(
     r"-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----\n", re.DOTALL
 )
@@ -35,9 +34,11 @@ def plain_http_cert_file(directory: Path | None = None) -> Path | None:
         return None
     first = PEM_CERTIFICATE.search(Path(certifi.where()).read_text(encoding="ascii"))
     assert first is not None, "certifi's bundle holds no certificate"
-    path = (directory or Path(tempfile.gettempdir())) / FILE_NAME
+    # One per user (another user's file in a shared temp directory could not be replaced).
+    name = f"booking-prefect-api-plain-http-{os.getuid()}.pem"
+    path = (directory or Path(tempfile.gettempdir())) / name
     # Written whole, then moved into place: a worker starting beside another never reads half.
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{FILE_NAME}.")
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(first.group(0))
     Path(partial).replace(path)
