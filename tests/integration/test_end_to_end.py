@@ -1,6 +1,7 @@
 """End to end: prefect.yaml deployed to a real server, a real worker, a booking through
 `create_booking`, and a subscriber on loopback receiving the signed webhook."""
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -26,6 +27,7 @@ from booking.models import OutboxEvent, WebhookRedelivery
 from booking.service import create_booking
 from booking.settings import Settings
 from booking.transitions import cancel_booking, confirm_booking
+from deployments.names import DELIVER_DUE_WORK
 from handoff.dispatch import PostCommitDispatcher
 from local.stack import LocalPrefect, free_port
 from tests.factories import booking_request, make_event_type, make_subscription
@@ -141,6 +143,19 @@ def test_a_booking_reaches_its_subscriber_through_deployments_and_a_worker(
     engine.dispose()
 
 
+@contextlib.contextmanager
+def scheduled_sweeps_paused(client: SyncPrefectClient) -> Iterator[None]:
+    """No scheduled due-work sweep while a test looks for the one a settled event starts: a
+    scheduled one could claim the held message first (runs of a paused deployment that are
+    created on demand still run)."""
+    deployment = client.read_deployment_by_name(DELIVER_DUE_WORK.full_name).id
+    client.pause_deployment(deployment)
+    try:
+        yield
+    finally:
+        client.resume_deployment(deployment)
+
+
 def test_a_booking_is_requested_confirmed_and_cancelled_through_a_worker(
     stack: tuple[LocalPrefect, str], httpserver: HTTPServer, mailbox: Inbox
 ) -> None:
@@ -166,6 +181,7 @@ def test_a_booking_is_requested_confirmed_and_cancelled_through_a_worker(
         Session(engine, expire_on_commit=False) as session,
         PostCommitDispatcher(engine=engine, settings=settings) as dispatcher,
         SyncPrefectClient(prefect.api_url) as client,
+        scheduled_sweeps_paused(client),
     ):
         event_type = make_event_type(session, requires_confirmation=True)
         make_subscription(
