@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import TERMINAL_STATES
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -143,13 +142,7 @@ class Bench:
     def pause_periodic(self, paused: bool = True) -> None:
         """Pause (or resume) the periodic deployments (deliver-due-work, the outbox relay);
         pausing deletes their runs already scheduled."""
-        with SyncPrefectClient(self.stack.api_url) as client:
-            for target in (DELIVER_DUE_WORK, OUTBOX_RELAY):
-                deployment = client.read_deployment_by_name(target.full_name).id
-                if paused:
-                    client.pause_deployment(deployment)
-                else:
-                    client.resume_deployment(deployment)
+        self.stack.pause_deployments((DELIVER_DUE_WORK, OUTBOX_RELAY), paused)
 
     def start_workers(self, count: int) -> None:
         for n in range(len(self.workers), count):

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from booking.settings import PROJECT_ROOT
-from deployments.names import WORK_POOL
+from deployments.names import WORK_POOL, DeploymentName
 
 
 class LocalStackError(RuntimeError):
@@ -175,6 +175,19 @@ class LocalPrefect:
         with SyncPrefectClient(self.api_url) as client:
             ensure_provider_limits(client)
             ensure_automations(client, timedelta(seconds=int(silence)))
+
+    def pause_deployments(self, targets: Iterable[DeploymentName], paused: bool = True) -> None:
+        """Pause (or resume) deployments' schedules; pausing deletes their runs already
+        scheduled. Runs created on demand for a paused deployment still run."""
+        from prefect.client.orchestration import SyncPrefectClient
+
+        with SyncPrefectClient(self.api_url) as client:
+            for target in targets:
+                deployment = client.read_deployment_by_name(target.full_name).id
+                if paused:
+                    client.pause_deployment(deployment)
+                else:
+                    client.resume_deployment(deployment)
 
     def create_pool(self, name: str) -> None:
         """A process work pool (created, or reset), as `prefect work-pool create NAME --type

@@ -53,25 +53,22 @@ class Mailer:
         message.set_content(body)
         reused = self._smtp is not None
         try:
-            self._connection().send_message(message)
+            self._send_once(message)
         except (smtplib.SMTPServerDisconnected, ConnectionError):
-            self.close()
             if not reused:
                 raise
             # The server closed the kept connection between two emails: once more, afresh.
-            try:
-                self._connection().send_message(message)
-            except Exception:
-                self.close()
-                raise
+            self._send_once(message)
+
+    def _send_once(self, message: EmailMessage) -> None:
+        """Send on the open connection (opened if none); on any failure it is closed."""
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            self._smtp.send_message(message)
         except Exception:
             self.close()
             raise
-
-    def _connection(self) -> smtplib.SMTP:
-        if self._smtp is None:
-            self._smtp = self._connect()
-        return self._smtp
 
     def _connect(self) -> smtplib.SMTP:
         settings = self._settings

@@ -144,16 +144,14 @@ def test_a_booking_reaches_its_subscriber_through_deployments_and_a_worker(
 
 
 @contextlib.contextmanager
-def scheduled_sweeps_paused(client: SyncPrefectClient) -> Iterator[None]:
+def scheduled_sweeps_paused(prefect: LocalPrefect) -> Iterator[None]:
     """No scheduled due-work sweep while a test looks for the one a settled event starts: a
-    scheduled one could claim the held message first (runs of a paused deployment that are
-    created on demand still run)."""
-    deployment = client.read_deployment_by_name(DELIVER_DUE_WORK.full_name).id
-    client.pause_deployment(deployment)
+    scheduled one could claim the held message first."""
+    prefect.pause_deployments([DELIVER_DUE_WORK])
     try:
         yield
     finally:
-        client.resume_deployment(deployment)
+        prefect.pause_deployments([DELIVER_DUE_WORK], paused=False)
 
 
 def test_a_booking_is_requested_confirmed_and_cancelled_through_a_worker(
@@ -181,7 +179,7 @@ def test_a_booking_is_requested_confirmed_and_cancelled_through_a_worker(
         Session(engine, expire_on_commit=False) as session,
         PostCommitDispatcher(engine=engine, settings=settings) as dispatcher,
         SyncPrefectClient(prefect.api_url) as client,
-        scheduled_sweeps_paused(client),
+        scheduled_sweeps_paused(prefect),
     ):
         event_type = make_event_type(session, requires_confirmation=True)
         make_subscription(
