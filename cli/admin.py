@@ -271,15 +271,18 @@ def rotate_secret(
     """A new `whsec_` secret for the subscription, in force from its next delivery. Until
     `expire_previous_after` has passed, messages are signed with the previous secret too (so a
     subscriber can deploy the new one); at most MAX_SIGNING_KEYS keys sign at once, the
-    oldest dropped first. Returns the new secret."""
+    oldest dropped first. An overlap of 0 (a leaked secret) drops every earlier key: only
+    the new secret signs. Returns the new secret."""
     if not timedelta(0) <= expire_previous_after <= MAX_OVERLAP:
         raise AdminError(f"the overlap must be between 0 and {MAX_OVERLAP.days} days")
     subscription = _subscription(session, subscription_id)
     now = utcnow()
-    kept = valid_previous(subscription, now)
-    if subscription.secret and expire_previous_after > timedelta(0):
-        expires = (now + expire_previous_after).isoformat()
-        kept.insert(0, {"secret": subscription.secret, "expires_at": expires})
+    kept: list[dict[str, str]] = []
+    if expire_previous_after > timedelta(0):
+        kept = valid_previous(subscription, now)
+        if subscription.secret:
+            expires = (now + expire_previous_after).isoformat()
+            kept.insert(0, {"secret": subscription.secret, "expires_at": expires})
     subscription.previous_secrets = kept[: MAX_SIGNING_KEYS - 1]
     subscription.secret = new_secret()
     session.add(subscription)

@@ -246,7 +246,8 @@ def subscriptions_rotate_secret(
         str,
         typer.Option(
             help="How long messages are still signed with the previous secret too, e.g. "
-            "24h, 90m, 7d; 0 drops it at once."
+            "24h, 90m, 7d. 0: only the new secret signs from now on; every earlier key, "
+            "including those kept by an earlier rotation, stops at once (for a leaked secret)."
         ),
     ] = "24h",
 ) -> None:

@@ -512,6 +512,31 @@ def test_a_rotated_secret_overlaps_the_previous_one_until_it_expires(
         Webhook(old).verify(after.get_data(), dict(after.headers))
 
 
+def test_a_rotation_with_no_overlap_stops_every_earlier_key(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    from cli.admin import rotate_secret
+    from tasks.delivery.signing import new_secret
+
+    s0 = new_secret()
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db, httpserver.url_for("/leaked"), CREATED, event_type_id=event_type.id, secret=s0
+    )
+    httpserver.expect_request("/leaked").respond_with_data("ok")
+    s1 = rotate_secret(db, sub.id, timedelta(hours=24))  # S0 kept for a day
+    s2 = rotate_secret(db, sub.id, timedelta(0))  # S1 leaked: nothing earlier may sign
+    assert run_flow(book(db, event_type)).is_completed()
+
+    (request,) = received(httpserver, "/leaked")
+    body, headers = request.get_data(), dict(request.headers)
+    assert len(request.headers["webhook-signature"].split(" ")) == 1
+    Webhook(s2).verify(body, headers)
+    for earlier in (s0, s1):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(earlier).verify(body, headers)
+
+
 class Clock:
     """Arrival times of the messages a subscriber receives, by path."""
 
