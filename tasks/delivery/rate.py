@@ -16,7 +16,7 @@ from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitUpdate,
 )
 from prefect.concurrency.sync import rate_limit
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 _lock = threading.Lock()
 _applied: dict[int, float | None] = {}  # subscription id -> the rate its limit was set to
@@ -37,7 +37,10 @@ def wait_for_rate(subscription_id: int, rate: float | None) -> None:
 
 
 def apply_rate(subscription_id: int, rate: float | None) -> None:
-    """Make the subscription's limit match `rate`: created, changed, or removed (None)."""
+    """Make the subscription's limit match `rate`: created, changed, or removed (None).
+
+    Many processes may do this at once (the first burst to a new subscription): a limit
+    another one created or deleted meanwhile is what this one wanted too."""
     name = limit_name(subscription_id)
     with get_client(sync_client=True) as client:
         try:
@@ -46,12 +49,20 @@ def apply_rate(subscription_id: int, rate: float | None) -> None:
             existing = None
         if rate is None:
             if existing is not None:
-                client.delete_global_concurrency_limit_by_name(name)
-        elif existing is None:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=name, limit=1, slot_decay_per_second=rate)
-            )
-        elif existing.slot_decay_per_second != rate or existing.limit != 1:
-            client.update_global_concurrency_limit(
-                name, GlobalConcurrencyLimitUpdate(limit=1, slot_decay_per_second=rate)
-            )
+                try:
+                    client.delete_global_concurrency_limit_by_name(name)
+                except ObjectNotFound:
+                    pass
+            return
+        wanted = GlobalConcurrencyLimitUpdate(limit=1, slot_decay_per_second=rate)
+        if existing is None:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1, slot_decay_per_second=rate)
+                )
+                return
+            except ObjectAlreadyExists:  # another delivery made it first; set it to this rate
+                pass
+        elif existing.slot_decay_per_second == rate and existing.limit == 1:
+            return
+        client.update_global_concurrency_limit(name, wanted)

@@ -61,10 +61,9 @@ def send_webhook(
             get_run_logger().info("%s already delivered to %s", message.trigger, message.host)
             return _report(message, "already-delivered", None, attempt_no)
         previous = store.last_attempt(session, message.message_id)
-    _honour_retry_after(previous, settings.webhook_retry_after_cap_seconds)
-    wait_for_rate(message.subscription_id, rate)  # before signing: the timestamp is fresh
-
     try:
+        _honour_retry_after(previous, settings.webhook_retry_after_cap_seconds)
+        wait_for_rate(message.subscription_id, rate)  # before signing: the timestamp is fresh
         pinned = check_url(url, settings.webhook_allowed_networks)
         body, content_type = render_body(
             template, message.trigger, message.created_at, message.data
@@ -77,8 +76,11 @@ def send_webhook(
             content_type=content_type,
             previous=keys_still_valid,
         )
-    except PermanentError as exc:  # a refused URL, a rejected template, a broken secret
-        _record(message, attempt_no, Attempt(None, 0, str(exc), None, None))
+    except Exception as exc:
+        # Nothing was sent (a refused URL, a rejected template, the rate limit unreachable, a
+        # bug): the attempt is logged all the same, so the message shows as failed in
+        # `deliveries list --failed` and `deliveries recover` finds it.
+        _record(message, attempt_no, Attempt(None, 0, _not_sent(exc), None, None))
         raise
     with webhook_client(pinned) as client:
         attempt, transport_error = post(
@@ -109,6 +111,13 @@ def _report(
     message: WebhookMessage, outcome: Outcome, status: int | None, attempt_no: int
 ) -> DeliveryReport:
     return DeliveryReport(message.subscription_id, message.host, outcome, status, attempt_no)
+
+
+def _not_sent(exc: Exception) -> str:
+    """The attempt log's error for a message that failed before it was sent."""
+    if isinstance(exc, PermanentError):  # says itself what was refused
+        return str(exc)
+    return f"not sent: {type(exc).__name__}: {exc}"[:500]
 
 
 def _honour_retry_after(previous: WebhookDelivery | None, cap: float) -> None:

@@ -1,8 +1,10 @@
 """The webhooks flow, called directly, delivering to real HTTP subscribers on loopback."""
 
+import contextvars
 import hashlib
 import hmac
 import json
+import socket
 import statistics
 import time
 from datetime import timedelta
@@ -564,7 +566,6 @@ def busiest_second(arrivals: list[float]) -> int:
 def test_a_subscription_with_a_rate_gets_a_burst_at_that_rate_and_others_at_once(
     db: Session, httpserver: HTTPServer, configure
 ) -> None:
-    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     from cli.admin import update_subscription
@@ -614,3 +615,79 @@ def test_a_subscription_with_a_rate_gets_a_burst_at_that_rate_and_others_at_once
     assert statistics.median(leads) > 0, sorted(leads)
     log = attempts(db, limited.id)
     assert len(log) == 50 and all(entry.error is None for entry in log)  # waiting is no error
+
+
+def test_many_processes_making_a_new_subscriptions_rate_limit_at_once_all_succeed() -> None:
+    """The first burst to a new rate-limited subscription: every delivery makes its limit."""
+    import threading
+    import uuid
+
+    from prefect.client.orchestration import get_client
+
+    from tasks.delivery.rate import apply_rate, limit_name
+
+    subscription_id = uuid.uuid4().int % 10**9  # a limit of this test's own on the shared server
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def first_delivery() -> None:
+        start.wait()
+        try:
+            apply_rate(subscription_id, 5.0)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            failures.append(exc)
+
+    context = contextvars.copy_context()  # the test's Prefect server, in the threads too
+    threads = [
+        threading.Thread(target=context.copy().run, args=(first_delivery,)) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    with get_client(sync_client=True) as client:
+        made = client.read_global_concurrency_limit_by_name(limit_name(subscription_id))
+        assert (made.limit, made.slot_decay_per_second) == (1, 5.0)
+    apply_rate(subscription_id, None)  # removed just as idempotently
+
+
+def test_a_delivery_that_fails_before_sending_is_logged_as_failed(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    """Whatever fails inside a delivery step, the message shows in `deliveries list
+    --failed` and `deliveries recover` finds it: here the rate limit cannot be reached."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from booking.outbox import load_payload
+    from booking.timeutil import utcnow
+    from cli.admin import deliveries, update_subscription
+    from tasks.delivery.message import Subscriber, booking_messages
+    from tasks.delivery.recover import failed_messages
+    from tasks.delivery.send import send_webhook
+
+    event_type = make_event_type(db)
+    sub = make_subscription(db, httpserver.url_for("/never"), CREATED, event_type_id=event_type.id)
+    update_subscription(db, sub.id, rate=5)
+    result = book(db, event_type)
+    payload = load_payload(db, result.event_id)
+    (message,) = booking_messages(
+        payload, WebhookTrigger.BOOKING_CREATED, [Subscriber(sub.id, "127.0.0.1")]
+    )
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}/api"
+    with (
+        temporary_settings({PREFECT_API_URL: unreachable, PREFECT_CLIENT_MAX_RETRIES: 0}),
+        pytest.raises(Exception),  # noqa: B017 - whatever the client raises
+    ):
+        send_webhook(message, attempt_no=1)
+
+    assert received(httpserver, "/never") == []
+    (attempt,) = attempts(db, sub.id)
+    assert attempt.status_code is None and attempt.error.startswith("not sent: ")
+    (logged,) = deliveries(db, subscription_id=sub.id, failed=True)
+    assert logged.webhook_id == message.message_id
+    since = utcnow() - timedelta(minutes=5)
+    assert failed_messages(db, sub.id, since, utcnow()) == [[message.message_id]]
