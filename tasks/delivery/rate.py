@@ -8,6 +8,7 @@ limit is made (or changed) by the first delivery that needs it, in each process,
 subscription's row, so setting a rate needs nothing but the row.
 """
 
+import contextlib
 import threading
 
 from prefect.client.orchestration import get_client
@@ -49,10 +50,8 @@ def apply_rate(subscription_id: int, rate: float | None) -> None:
             existing = None
         if rate is None:
             if existing is not None:
-                try:
+                with contextlib.suppress(ObjectNotFound):  # another one deleted it
                     client.delete_global_concurrency_limit_by_name(name)
-                except ObjectNotFound:
-                    pass
             return
         wanted = GlobalConcurrencyLimitUpdate(limit=1, slot_decay_per_second=rate)
         if existing is None:
