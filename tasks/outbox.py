@@ -65,12 +65,17 @@ def record_run_end(flow: object, flow_run: "FlowRun", state: "State") -> None:
     """State hook of the post-commit flows: record the event's outcome when its run ends, so
     `booking outbox status` is true at once (the relay remains the net for runs that die)."""
     from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
 
     from handoff.relay import record_run_end as record
 
     event_id = flow_run.parameters.get("event_id")
     if not event_id:
         return
+    if state.is_cancelling():
+        # Prefect calls the cancellation hooks as a run enters Cancelling (from the UI, say),
+        # and the run is Cancelled right after: the event's end is that, not "still running".
+        state = Cancelled(message=state.message)
     run = flow_run.model_copy(update={"state": state})  # the final state the hook is for
     with get_client(sync_client=True) as client:
         record(engine=configured_engine(), client=client, event_id=event_id, run=run)

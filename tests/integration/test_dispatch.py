@@ -231,3 +231,25 @@ def test_a_cancellation_lost_at_commit_is_dispatched_by_the_relay_with_its_tag(
     assert "created" in runs[result.event_id].tags
     assert "cancelled" in runs[cancelled.event_id].tags
     assert runs[cancelled.event_id].name == f"post-commit-{result.uid}"
+
+
+def test_a_run_cancelled_from_the_ui_records_its_event_cancelled_at_once(
+    deployed: LocalPrefect, prefect_client: SyncPrefectClient, engine: Engine, settings: Settings
+) -> None:
+    """Prefect calls a flow's cancellation hooks as its run enters Cancelling: the hook
+    records the event Cancelled then, not "running" until the relay's next pass."""
+    from prefect.states import Cancelling
+
+    from tasks.outbox import record_run_end
+
+    with dispatcher_for(engine, settings, prefect_api_url=deployed.api_url) as dispatcher:
+        booked = book(engine, dispatcher)
+        dispatcher.drain(timeout=30)
+    (run,) = runs_of_booking(prefect_client, booked.uid)
+    cancelling = Cancelling(message="cancelled from the UI")
+    prefect_client.set_flow_run_state(run.id, cancelling, force=True)
+
+    record_run_end(None, prefect_client.read_flow_run(run.id), cancelling)
+
+    event = outbox_event(engine, booked.event_id)
+    assert event.outcome == "Cancelled" and event.finished_at is not None
