@@ -79,8 +79,10 @@ def send_webhook(
     except Exception as exc:
         # Nothing was sent (a refused URL, a rejected template, the rate limit unreachable, a
         # bug): the attempt is logged all the same, so the message shows as failed in
-        # `deliveries list --failed` and `deliveries recover` finds it.
-        _record(message, attempt_no, Attempt(None, 0, _not_sent(exc), None, None))
+        # `deliveries list --failed` and `deliveries recover` finds it. An operator's resend
+        # that was refused changes nothing: the message's log stays as it was.
+        if not resend:
+            _record(message, attempt_no, Attempt(None, 0, _not_sent(exc), None, None))
         raise
     with webhook_client(pinned) as client:
         attempt, transport_error = post(

@@ -48,3 +48,26 @@ def test_an_unknown_message_is_a_clear_error(db: Session) -> None:
 
     assert result.exit_code == 2
     assert "no message with this webhook-id" in result.output
+
+
+def test_a_resend_the_shells_settings_refuse_changes_nothing_in_the_log(
+    db: Session, httpserver: HTTPServer, configure
+) -> None:
+    event_type = make_event_type(db)
+    make_subscription(
+        db, httpserver.url_for("/hook"), ["BOOKING_CREATED"], event_type_id=event_type.id
+    )
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    booked = create_booking(booking_request(event_type), session=db)
+    booking_post_commit_webhooks(booked.event_id, booked.uid)
+    (first,) = [request for request, _ in httpserver.log]
+    configure(webhook_allowed_networks="[]")  # a shell without the worker's settings
+
+    result = CliRunner().invoke(app, ["replay", "--message", first.headers["webhook-id"]])
+
+    assert result.exit_code == 1
+    assert "not sent" in result.output and "internal address" in result.output
+    assert len(httpserver.log) == 1
+    db.expire_all()
+    log = db.exec(select(WebhookDelivery)).all()
+    assert [(entry.attempt, entry.status_code) for entry in log] == [(1, 200)]
