@@ -5,10 +5,13 @@ whose every delivery failed for `webhook_disable_after_hours` is deactivated. A 
 held back for an earlier one of its booking (tasks/delivery/order.py) is sent the same way
 once nothing earlier is outstanding."""
 
+import time
 from datetime import datetime, timedelta
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+from prefect.utilities.math import clamped_poisson_interval
 from sqlmodel import col, select
 
 from booking.db import configured_engine, transaction
@@ -19,9 +22,9 @@ from booking.timeutil import utcnow
 from tasks.delivery import store
 from tasks.delivery.message import WebhookMessage
 from tasks.delivery.order import waits_for
-from tasks.delivery.send import send_webhook
+from tasks.delivery.send import DeliveryReport, send_webhook
 from tasks.duework import Delivered, Outcome, settle
-from tasks.retry import is_transient
+from tasks.retry import JITTER_FACTOR, is_transient, retry_schedule
 
 
 @task(
@@ -32,13 +35,26 @@ from tasks.retry import is_transient
 )
 def redeliver_webhook(redelivery_id: int, now: datetime) -> Outcome:
     """Send again a message whose in-task retries failed, with its original `webhook-id`
-    and body, on the long backoff of `webhook_redelivery_delays_seconds`."""
+    and body, on the long backoff of `webhook_redelivery_delays_seconds`.
+
+    A message that was held back for an earlier one and never sent is delivered as it would
+    have been without the wait: with the webhook step's in-task retries, then, if it still
+    fails, the long backoff from its first delay."""
     delays = get_settings().webhook_redelivery_delays_seconds
+    with transaction() as session:
+        message = WebhookMessage.model_validate(
+            session.get_one(WebhookRedelivery, redelivery_id).message
+        )
+        first_delivery = store.attempts_so_far(session, message.message_id) == 0
 
     def schedule(attempts: int) -> datetime | None:
-        return now + timedelta(seconds=delays[attempts]) if attempts < len(delays) else None
+        step = attempts - 1 if first_delivery else attempts  # `attempts` counts this sweep's
+        return now + timedelta(seconds=delays[step]) if step < len(delays) else None
 
-    return settle(WebhookRedelivery, redelivery_id, _redeliver, schedule)
+    def deliver(row_id: int) -> Delivered:
+        return _redeliver(row_id, message, first_delivery)
+
+    return settle(WebhookRedelivery, redelivery_id, deliver, schedule)
 
 
 @task(name="release held messages", cache_policy=NO_CACHE)
@@ -80,20 +96,58 @@ def release_held(redelivery_ids: list[int], outcomes: list[Outcome | BaseExcepti
 SETTLED = (WorkStatus.SENT, WorkStatus.SKIPPED, WorkStatus.FAILED)
 
 
-def _redeliver(redelivery_id: int) -> Delivered:
+def _redeliver(redelivery_id: int, message: WebhookMessage, first_delivery: bool) -> Delivered:
     with transaction() as session:
-        row = session.get_one(WebhookRedelivery, redelivery_id)
-        message = WebhookMessage.model_validate(row.message)
         if reason := waits_for(session, message):
             return "waiting", reason
         attempt_no = store.attempts_so_far(session, message.message_id) + 1
     try:
-        report = send_webhook(message, attempt_no=attempt_no)
+        if first_delivery:
+            report = _send_with_step_retries(redelivery_id, message, attempt_no)
+        else:
+            report = send_webhook(message, attempt_no=attempt_no)
     except Exception as exc:
         if is_transient(exc):
             _deactivate_if_failing_too_long(message)
         raise
     return ("sent", None) if report.sent else ("skipped", f"subscription {report.outcome}")
+
+
+def _send_with_step_retries(
+    redelivery_id: int, message: WebhookMessage, attempt_no: int
+) -> DeliveryReport:
+    """The webhook step's retries (`retry_schedule("webhook")`: count, doubling delays,
+    jitter), for a message released from a wait. The sweep's claim on the row is renewed
+    before each wait, so no overlapping sweep takes the row meanwhile."""
+    retries, first_delay = retry_schedule("webhook")
+    waits = exponential_backoff(backoff_factor=first_delay)(retries) if retries else []
+    for n, wait in enumerate(waits):
+        try:
+            return send_webhook(message, attempt_no=attempt_no + n)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            wait = clamped_poisson_interval(wait, clamping_factor=JITTER_FACTOR) if wait else 0
+            get_run_logger().info(
+                "%s to %s: %s; retry %d of %d in %.1f s",
+                message.trigger,
+                message.host,
+                type(exc).__name__,
+                n + 1,
+                retries,
+                wait,
+            )
+            _renew_claim(redelivery_id, wait)
+            time.sleep(wait)
+    return send_webhook(message, attempt_no=attempt_no + len(waits))
+
+
+def _renew_claim(redelivery_id: int, wait: float) -> None:
+    lease = timedelta(seconds=get_settings().due_lease_seconds + wait)
+    with transaction() as session:
+        row = session.get_one(WebhookRedelivery, redelivery_id)
+        row.claimed_until = utcnow() + lease
+        session.add(row)
 
 
 def _deactivate_if_failing_too_long(message: WebhookMessage) -> None:

@@ -9,11 +9,17 @@ import time
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from werkzeug import Request, Response
 
 from booking.enums import WorkStatus
-from booking.models import NOTICE_KEY_PREFIX, ScheduledTrigger, WorkflowReminder
+from booking.models import (
+    NOTICE_KEY_PREFIX,
+    ScheduledTrigger,
+    WebhookDelivery,
+    WebhookRedelivery,
+    WorkflowReminder,
+)
 from booking.service import create_booking
 from booking.timeutil import utcnow
 from booking.transitions import cancel_booking, confirm_booking, record_payment, reject_booking
@@ -253,3 +259,78 @@ def test_a_cancellation_never_overtakes_the_creation_it_cancels(
     }
     assert all(len(one) == 1 for one in ids.values())  # each message keeps its webhook-id
     assert ids["BOOKING_CREATED"] != ids["BOOKING_CANCELLED"]
+
+
+class FlakyPerMessage:
+    """Answers 503 to the first `fails` requests of each webhook-id (by trigger), 200 after."""
+
+    def __init__(self, httpserver: HTTPServer, fails: dict[str, int]):
+        self.fails = fails
+        self.seen: list[tuple[str, str, int]] = []  # trigger, webhook-id, status answered
+        httpserver.expect_request("/hook").respond_with_handler(self.handle)
+        self.url = httpserver.url_for("/hook")
+
+    def handle(self, request: Request) -> Response:
+        trigger = json.loads(request.get_data())["triggerEvent"]
+        webhook_id = request.headers["webhook-id"]
+        before = sum(1 for _, i, _ in self.seen if i == webhook_id)
+        status = 503 if before < self.fails[trigger] else 200
+        self.seen.append((trigger, webhook_id, status))
+        return Response("busy" if status == 503 else "ok", status=status)
+
+    def answers(self, trigger: str) -> list[int]:
+        return [status for t, _, status in self.seen if t == trigger]
+
+
+def held_cancellation(db: Session, subscriber: FlakyPerMessage):
+    """A booking cancelled before its creation's run: the CANCELLED is held back for the
+    CREATED, which is then delivered; returns the held CANCELLED's redelivery row."""
+    kind = make_event_type(db)
+    make_subscription(
+        db, subscriber.url, ["BOOKING_CREATED", "BOOKING_CANCELLED"], event_type_id=kind.id
+    )
+    booked = create_booking(booking_request(kind), session=db)
+    cancelled = cancel_booking(booked.uid, session=db)
+    assert run(cancelled.event_id, booked.uid).is_completed()  # held: CREATED still to run
+    assert subscriber.seen == []
+    assert run(booked.event_id, booked.uid).is_completed()
+    assert subscriber.answers("BOOKING_CREATED") == [503, 503, 200]
+    (row,) = due_rows(db, WebhookRedelivery, booked.booking_id)
+    assert (row.status, row.attempts) == (WorkStatus.PENDING, 0)
+    return row
+
+
+def test_a_released_message_gets_the_retries_of_a_message_never_held(
+    db: Session, httpserver: HTTPServer, smtp: Inbox
+) -> None:
+    subscriber = FlakyPerMessage(httpserver, {"BOOKING_CREATED": 2, "BOOKING_CANCELLED": 2})
+    row = held_cancellation(db, subscriber)
+
+    assert deliver_due_work(now=utcnow(), return_state=True).is_completed()
+
+    assert subscriber.answers("BOOKING_CANCELLED") == [503, 503, 200]  # the in-step retries
+    assert len({i for t, i, _ in subscriber.seen if t == "BOOKING_CANCELLED"}) == 1
+    (row,) = due_rows(db, WebhookRedelivery, row.booking_id)
+    assert (row.status, row.attempts) == (WorkStatus.SENT, 1)
+    log = db.exec(
+        select(WebhookDelivery.attempt, WebhookDelivery.status_code)
+        .where(WebhookDelivery.message_id == row.message_id)
+        .order_by(col(WebhookDelivery.id))
+    ).all()
+    assert [tuple(entry) for entry in log] == [(1, 503), (2, 503), (3, 200)]
+
+
+def test_a_released_message_that_still_fails_waits_the_first_redelivery_delay(
+    db: Session, httpserver: HTTPServer, configure, smtp: Inbox
+) -> None:
+    configure(webhook_redelivery_delays_seconds="[300, 1800]")
+    subscriber = FlakyPerMessage(httpserver, {"BOOKING_CREATED": 2, "BOOKING_CANCELLED": 99})
+    row = held_cancellation(db, subscriber)
+    now = utcnow()
+
+    assert deliver_due_work(now=now, return_state=True).is_completed()
+
+    assert subscriber.answers("BOOKING_CANCELLED") == [503] * 4  # the first try and 3 retries
+    (row,) = due_rows(db, WebhookRedelivery, row.booking_id)
+    assert row.status == WorkStatus.PENDING
+    assert abs((row.due_at - now).total_seconds() - 300) < 1  # the first step of the backoff
