@@ -5,18 +5,54 @@ Exit codes: 0 done, 1 the command failed (e.g. the Prefect API is unreachable), 
 (an unknown id, an invalid option). Secrets are printed only when created or rotated.
 """
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session
 
+# Typer 0.29 (pinned) carries its own copy of click: its usage errors are these classes.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
+
 from booking.db import configured_engine, upgrade_schema
 
+
+class OneLineErrors(TyperGroup):
+    """Bad input to any command (a missing option, an id that is not a number, a file that
+    does not exist) is one line on stderr, `error: ...`, and exit code 2, like the errors
+    the commands raise themselves, instead of a box with the usage in it."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            done = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:  # no arguments: the help
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            if not standalone_mode:
+                raise
+            where = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+            typer.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return done
+        sys.exit(done if isinstance(done, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help=__doc__.split("\n\n")[0].removeprefix("`booking`: "),
     no_args_is_help=True,
     pretty_exceptions_enable=False,

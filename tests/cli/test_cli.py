@@ -1,11 +1,14 @@
 """The `booking` command, run as an operator would, against SQLite and PostgreSQL."""
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+import typer
 from sqlmodel import Session, select
 from standardwebhooks import Webhook
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from booking.models import WebhookDelivery, WebhookSubscription
@@ -129,6 +132,12 @@ def test_set_up_a_host_and_subscribe_with_a_standard_webhooks_secret(
         (["subscriptions", "disable", "424242"], "no subscription"),
         (["replay"], "--booking UID or --message"),
         (["deliveries", "list", "--since", "yesterday"], "neither a time (ISO 8601) nor"),
+        (["subscriptions", "disable", "abc"], "Invalid value for 'subscription'"),
+        (["subscriptions", "add", "--url", "https://x.example", "--trigger", "BOOKING_CREATED",
+          "--user", "1", "--template", "/nonexistent"], "'/nonexistent' does not exist"),
+        (["deliveries", "recover", "--subscription", "1", "--since", "notadate"],
+         "Invalid value for '--since'"),
+        (["subscriptions", "nosuch"], "No such command 'nosuch'"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_clear_error_with_exit_code_2(
@@ -140,7 +149,25 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(
     output = booking_cli(*args, code=2)
 
     assert says in output
+    assert output.startswith("error: ") and output.count("\n") == 1, output  # one line
     assert session.exec(select(WebhookSubscription)).all() == before
+
+
+def leaf_commands(group: TyperGroup, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            yield from leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_every_command_answers_bad_input_with_one_line(booking_cli) -> None:
+    commands = list(leaf_commands(typer.main.get_command(app)))
+    assert len(commands) >= 16
+    for command in commands:
+        output = booking_cli(*command, "--no-such-option", code=2)
+        assert output.startswith("error: No such option: --no-such-option")
+        assert output.endswith(f" {' '.join(command)} --help)\n") and output.count("\n") == 1
 
 
 def test_deliveries_and_outbox_show_what_an_operator_needs(booking_cli, session: Session) -> None:
