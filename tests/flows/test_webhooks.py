@@ -4,7 +4,6 @@ import contextvars
 import hashlib
 import hmac
 import json
-import socket
 import statistics
 import time
 from datetime import timedelta
@@ -657,13 +656,15 @@ def test_a_delivery_that_fails_before_sending_is_logged_as_failed(
     db: Session, httpserver: HTTPServer
 ) -> None:
     """Whatever fails inside a delivery step, the message shows in `deliveries list
-    --failed` and `deliveries recover` finds it: here the rate limit cannot be reached."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+    --failed` and `deliveries recover` finds it: here the subscription's rate limit was
+    deleted on the server after this process made it."""
+    from prefect.client.orchestration import get_client
 
     from booking.outbox import load_payload
     from booking.timeutil import utcnow
     from cli.admin import deliveries, update_subscription
     from tasks.delivery.message import Subscriber, booking_messages
+    from tasks.delivery.rate import apply_rate, limit_name, wait_for_rate
     from tasks.delivery.recover import failed_messages
     from tasks.delivery.send import send_webhook
 
@@ -675,14 +676,14 @@ def test_a_delivery_that_fails_before_sending_is_logged_as_failed(
     (message,) = booking_messages(
         payload, WebhookTrigger.BOOKING_CREATED, [Subscriber(sub.id, "127.0.0.1")]
     )
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}/api"
-    with (
-        temporary_settings({PREFECT_API_URL: unreachable, PREFECT_CLIENT_MAX_RETRIES: 0}),
-        pytest.raises(Exception),  # noqa: B017 - whatever the client raises
-    ):
-        send_webhook(message, attempt_no=1)
+    wait_for_rate(sub.id, 5.0)  # this process made the limit
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(limit_name(sub.id))
+    try:
+        with pytest.raises(Exception, match="must be created before acquiring slots"):
+            send_webhook(message, attempt_no=1)
+    finally:
+        apply_rate(sub.id, 5.0)  # as this process believes it is, for the tests after this
 
     assert received(httpserver, "/never") == []
     (attempt,) = attempts(db, sub.id)
