@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from prefect.context import refresh_global_settings_context
+
 from booking.settings import get_settings
 from deployments.names import WORK_POOL
 from worker.api_tls import plain_http_cert_file
@@ -32,6 +34,18 @@ READY_TIMEOUT_SECONDS = 60
 # Runs send a heartbeat this often; the "crash silent runs" automation (deployments/
 # automations.py) marks a run Crashed after 90 s without one. Prefect's default is 180 s.
 HEARTBEAT_SECONDS = "30"
+# What this worker's runs ask of the Prefect server, set unless the environment says
+# otherwise (docs/performance.md counts the requests a run makes, by route):
+RUN_DEFAULTS = {
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": HEARTBEAT_SECONDS,
+    # Routine INFO lines go to this worker's own log (the runs' output); warnings and errors
+    # still go to the API, so the UI shows why a step failed. About 20 lines a booking fewer
+    # for the server to store.
+    "PREFECT_LOGGING_HANDLERS_API_LEVEL": "WARNING",
+    # Prefect's server has CSRF protection off unless configured; with it off, each client
+    # still asked for a token first (4 requests a booking).
+    "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
+}
 
 
 def main() -> None:
@@ -54,9 +68,13 @@ def main() -> None:
     socket_path = Path(tempfile.gettempdir()) / f"booking-forkserver-{os.getpid()}.sock"
     # Runs inherit this process's environment.
     os.environ[SOCKET_ENV] = str(socket_path)
-    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_SECONDS)
+    for name, value in RUN_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     if cert_file := plain_http_cert_file():
         os.environ["PREFECT_API_SSL_CERT_FILE"] = str(cert_file)
+    # This process's own clients (two a run: the run's executor and its cancellation
+    # watcher) read Prefect's settings as they were at import: read them again.
+    refresh_global_settings_context()
     # The forkserver's parent is this worker: when it exits, the forkserver notices and
     # stops. Its own process group keeps a signal meant for the worker away from the runs.
     forkserver = subprocess.Popen(

@@ -325,6 +325,19 @@ def _make_tls_context() -> None:
     tls_context()
 
 
+def _check_api_version() -> None:
+    """Prefect's clients check the server's API version once per process (two requests in
+    each run, `GET /admin/version`): checked here, each forked run knows it already. A server
+    not reachable now is no reason to stop: each run then checks for itself, as before."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+        client.raise_for_api_version_mismatch_once()
+
+
 def preload() -> None:
     """Import what flow runs need, then freeze the heap: objects that exist now are never
     scanned by a child's garbage collector, and their memory pages stay shared."""
@@ -335,6 +348,7 @@ def preload() -> None:
         importlib.import_module(name)
     _load_locale_data()
     _make_tls_context()
+    _check_api_version()
     gc.collect()
     gc.freeze()
 
