@@ -34,6 +34,9 @@ READY_TIMEOUT_SECONDS = 60
 # Runs send a heartbeat this often; the "crash silent runs" automation (deployments/
 # automations.py) marks a run Crashed after 90 s without one. Prefect's default is 180 s.
 HEARTBEAT_SECONDS = "30"
+# How often the worker asks for runs to start (Prefect's default: 10 s). A run handed back
+# by a stopping worker, or a booking's run, waits for the next poll.
+POLL_SECONDS = "1"
 # What this worker's runs ask of the Prefect server, set unless the environment says
 # otherwise (docs/performance.md counts the requests a run makes, by route):
 RUN_DEFAULTS = {
@@ -68,7 +71,7 @@ def main() -> None:
     socket_path = Path(tempfile.gettempdir()) / f"booking-forkserver-{os.getpid()}.sock"
     # Runs inherit this process's environment.
     os.environ[SOCKET_ENV] = str(socket_path)
-    for name, value in RUN_DEFAULTS.items():
+    for name, value in (*RUN_DEFAULTS.items(), ("PREFECT_WORKER_QUERY_SECONDS", POLL_SECONDS)):
         os.environ.setdefault(name, value)
     if cert_file := plain_http_cert_file():
         os.environ["PREFECT_API_SSL_CERT_FILE"] = str(cert_file)
@@ -78,7 +81,10 @@ def main() -> None:
     # The forkserver's parent is this worker: when it exits, the forkserver notices and
     # stops. Its own process group keeps a signal meant for the worker away from the runs.
     forkserver = subprocess.Popen(
-        [sys.executable, "-m", "worker.forkserver", "--socket", str(socket_path)],
+        [
+            *(sys.executable, "-m", "worker.forkserver"),
+            *("--socket", str(socket_path), "--parent", str(os.getpid())),
+        ],
         process_group=0,
     )
     # Let it finish its imports first, so the first runs are forked too (a run that finds no

@@ -1,6 +1,6 @@
 """A warm parent that forks flow-run engines, so a run does not pay for a new interpreter.
 
-    python -m worker.forkserver --socket PATH
+    python -m worker.forkserver --socket PATH --parent WORKER_PID
 
 A process worker starts a new Python per flow run, and importing Prefect and the flows costs
 seconds of CPU each time. This process imports them once and then waits on a Unix socket.
@@ -21,11 +21,15 @@ Rules it keeps:
   start-up, is answered "start plainly", and the forkserver execs itself anew as soon as its
   running children are done. Settings need no such care: each child reads its run's
   environment, and steps take their retry policy when the run starts;
-- it exits when the worker that started it is gone (`python -m worker`).
+- it exits when the worker that started it is gone (`python -m worker`), however it went:
+  on Linux the kernel tells it at once (a parent-death signal, which a SIGKILLed worker
+  sends too), elsewhere it sees it within a second; a worker gone before the forkserver
+  finished its imports is seen too.
 """
 
 import argparse
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -40,6 +44,7 @@ from pathlib import Path
 
 from booking.settings import PROJECT_ROOT
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 CODE_DIRS = ("booking", "deployments", "flows", "handoff", "tasks")
 # Modules a flow run needs; importing them here is the point of the forkserver.
 PRELOAD = (
@@ -98,10 +103,10 @@ def logging_settings(env: dict[str, str]) -> dict[str, str]:
 
 
 class Forkserver:
-    def __init__(self, path: str):
+    def __init__(self, path: str, parent: int):
         self.path = path
         self.fingerprint = code_fingerprint()
-        self.parent = os.getppid()
+        self.parent = parent
         self.children: dict[int, socket.socket] = {}  # child pid -> its launcher's connection
         self.restart = False
         self.stopping = False
@@ -353,12 +358,27 @@ def preload() -> None:
     gc.freeze()
 
 
+def _exit_with(parent: int) -> None:
+    """Be sent SIGTERM when the worker dies (Linux's parent-death signal; it is reset in a
+    forked child), and exit now if it is gone already."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        sys.exit(f"forkserver: worker {parent} is gone; not starting")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
+    parser.add_argument(
+        "--parent", type=int, default=None, help="pid of the worker (default: the parent)"
+    )
     args = parser.parse_args()
+    parent = args.parent or os.getppid()
+    _exit_with(parent)  # before the imports: a worker may die while they run
     preload()
-    server = Forkserver(args.socket)
+    server = Forkserver(args.socket, parent)
     request = server.serve()
     if request is not None:
         run_engine(request)  # the child: ends by the engine's own exit
