@@ -5,6 +5,7 @@ Exit codes: 0 done, 1 the command failed (e.g. the Prefect API is unreachable), 
 (an unknown id, an invalid option). Secrets are printed only when created or rotated.
 """
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -463,6 +464,11 @@ def outbox_list(
 
 
 def main() -> None:
+    # An operator's command prints its own lines: the flows it runs in this process (retention,
+    # a message's replay) keep their INFO lines for the UI, and print only warnings and errors.
+    # Set here, for the installed command, not at import: a process that imports this module
+    # keeps its own logging.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     app()
 
 

@@ -211,3 +211,27 @@ def test_deliveries_and_outbox_show_what_an_operator_needs(booking_cli, session:
     assert booked.event_id in booking_cli("outbox", "list", "--pending")
     assert "pending" in booking_cli("outbox", "list")
     assert f"{booked.event_id}\t{booked.uid}\tcreated\t" in booking_cli("outbox", "list")
+
+
+@pytest.mark.integration
+def test_an_operators_command_prints_only_its_own_lines(configure, prefect_server) -> None:
+    """`booking retention run` runs its flow in the operator's shell; Prefect's INFO lines
+    about that run go to the UI, not to the terminal."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    configure()
+    env = {**os.environ, "PREFECT_API_URL": prefect_server.api_url}
+    booking = Path(sys.executable).parent / "booking"
+
+    done = subprocess.run(
+        [str(booking), "retention", "run", "--dry-run"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert all(line.startswith("would delete\t") for line in done.stdout.splitlines())
+    assert "flow runs" in done.stdout
