@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from booking import outbox
 from booking.enums import WebhookTrigger
 from booking.models import (
+    Booking,
     EventType,
     OutboxEvent,
     PushDevice,
@@ -401,3 +402,28 @@ def outbox_events(session: Session, *, pending_only: bool, limit: int = 100) -> 
             .limit(limit)
         )
     )
+
+
+# -- a booking's life -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookingHistory:
+    """A booking as support sees it: no attendee's name, email or answers."""
+
+    booking: Booking
+    events: list[OutboxEvent]  # in commit order
+    deliveries: list[MessageLog]  # oldest first
+
+
+def booking_history(session: Session, uid: str) -> BookingHistory:
+    booking = session.exec(select(Booking).where(Booking.uid == uid)).first()
+    if booking is None:
+        raise AdminError(f"no booking with uid {uid}")
+    events = session.exec(
+        select(OutboxEvent)
+        .where(OutboxEvent.booking_uid == uid)
+        .order_by(col(OutboxEvent.created_at), col(OutboxEvent.id))
+    ).all()
+    messages = deliveries(session, booking_uid=uid, limit=1000)
+    return BookingHistory(booking, list(events), sorted(messages, key=lambda m: m.first_at))

@@ -7,7 +7,7 @@ Exit codes: 0 done, 1 the command failed (e.g. the Prefect API is unreachable), 
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +64,11 @@ subs_app = typer.Typer(help="Webhook subscriptions.", no_args_is_help=True)
 retention_app = typer.Typer(help="Deleting old history.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="The webhook delivery log.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Post-commit work of committed bookings.", no_args_is_help=True)
+bookings_app = typer.Typer(
+    help="A booking's life, as support sees it and moves it (through the same functions, "
+    "outbox and hand-off as the booking code).",
+    no_args_is_help=True,
+)
 SETUP_NOTE = "A booking product owns this; the command exists for the demo and a first try-out."
 users_app = typer.Typer(help=f"Hosts. {SETUP_NOTE}", no_args_is_help=True)
 types_app = typer.Typer(help=f"Event types. {SETUP_NOTE}", no_args_is_help=True)
@@ -74,6 +79,7 @@ for name, sub in (
     ("retention", retention_app),
     ("deliveries", deliveries_app),
     ("outbox", outbox_app),
+    ("bookings", bookings_app),
     ("users", users_app),
     ("event-types", types_app),
     ("devices", devices_app),
@@ -421,6 +427,125 @@ def replay(
     report = found.result()
     status = f", HTTP {report.status_code}" if report.status_code else ""
     typer.echo(f"message {message}: {report.outcome}{status}")
+
+
+# -- bookings ---------------------------------------------------------------------------------
+
+
+@bookings_app.command("show")
+def bookings_show(uid: Annotated[str, typer.Argument(help="The booking's uid.")]) -> None:
+    """Status, then each event in commit order with how its post-commit work ended, then each
+    webhook message with its attempts. No attendee's name, email or answers."""
+    from cli.admin import booking_history
+
+    with session() as db:
+        history = booking_history(db, uid)
+    booking = history.booking
+    typer.echo(
+        f"booking {booking.uid}\t{booking.status.value}\t{booking.start_time:%Y-%m-%d %H:%M} UTC"
+        f"\tevent type {booking.event_type_id}"
+        + (f"\tcancelled by {booking.cancelled_by}" if booking.cancelled_by else "")
+    )
+    typer.echo("events:")
+    for event in history.events:
+        kind = str(event.payload.get("event", "CREATED")).lower()
+        if event.finished_at is not None:
+            state = f"{event.outcome} {event.finished_at:%H:%M:%S}"
+        elif event.dispatched_at is not None:
+            state = "running"
+        else:
+            state = "pending"
+        runs = ", ".join(f"{name} {run}" for name, run in sorted(event.flow_run_ids.items()))
+        typer.echo(
+            f"  {event.created_at:%Y-%m-%d %H:%M:%S}\t{kind}\t{state}\t{event.id}"
+            + (f"\truns: {runs}" if runs else "")
+        )
+    typer.echo("deliveries:" if history.deliveries else "deliveries: none")
+    for log in history.deliveries:
+        last = str(log.last_status) if log.last_status else (log.last_error or "-")[:60]
+        typer.echo(
+            f"  {log.webhook_id}\t{log.trigger}\tsubscription {log.subscription_id}\t"
+            f"{log.attempts} attempt(s)\t{last}\t{log.last_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+
+def _move(move: Callable[..., Any], uid: str, **options: Any) -> None:
+    """One move of a booking's life, as the booking code makes it: the function commits the
+    change and its outbox event, and a dispatcher hands the event off (the relay does, if
+    Prefect cannot be reached now)."""
+    from booking.errors import BookingError
+    from booking.settings import get_settings
+    from handoff.dispatch import PostCommitDispatcher
+
+    engine = configured_engine()
+    with (
+        Session(engine, expire_on_commit=False) as db,
+        PostCommitDispatcher(engine=engine, settings=get_settings()) as dispatcher,
+    ):
+        try:
+            result = move(uid, session=db, handoff=dispatcher, **options)
+        except BookingError as exc:
+            fail(str(exc))
+        dispatcher.drain()
+    typer.echo(f"booking {result.uid}: {result.status.value} ({result.event.value.lower()})")
+    if result.event_id is None:  # a payment recorded before
+        typer.echo("nothing new: this payment was recorded already")
+        return
+    from booking.models import OutboxEvent
+
+    with session() as db:
+        dispatched = db.get_one(OutboxEvent, result.event_id).dispatched_at is not None
+    typer.echo(
+        f"event {result.event_id}: "
+        + (
+            "its post-commit run was created"
+            if dispatched
+            else "Prefect not reached now; the outbox relay starts its post-commit run"
+        )
+    )
+
+
+@bookings_app.command("confirm")
+def bookings_confirm(uid: Annotated[str, typer.Argument(help="The booking's uid.")]) -> None:
+    """The host accepts a PENDING booking."""
+    from booking.transitions import confirm_booking
+
+    _move(confirm_booking, uid)
+
+
+@bookings_app.command("reject")
+def bookings_reject(
+    uid: Annotated[str, typer.Argument(help="The booking's uid.")],
+    reason: Annotated[str | None, typer.Option(help="Shown to the booker.")] = None,
+) -> None:
+    """The host declines a PENDING booking."""
+    from booking.transitions import reject_booking
+
+    _move(reject_booking, uid, reason=reason)
+
+
+@bookings_app.command("cancel")
+def bookings_cancel(
+    uid: Annotated[str, typer.Argument(help="The booking's uid.")],
+    reason: Annotated[str | None, typer.Option(help="Shown to the attendees.")] = None,
+    by: Annotated[str, typer.Option(help="host, attendee or system.")] = "host",
+) -> None:
+    """Cancel a PENDING or ACCEPTED booking; its reminders and triggers are cancelled by its
+    post-commit run."""
+    from booking.transitions import cancel_booking
+
+    _move(cancel_booking, uid, reason=reason, cancelled_by=by)
+
+
+@bookings_app.command("record-payment")
+def bookings_record_payment(
+    uid: Annotated[str, typer.Argument(help="The booking's uid.")],
+    payment_id: Annotated[str, typer.Option(help="The payment provider's id.")],
+) -> None:
+    """Record the payment of a PENDING booking of a paid event type (once per payment id)."""
+    from booking.transitions import record_payment
+
+    _move(record_payment, uid, payment_id=payment_id)
 
 
 # -- outbox -----------------------------------------------------------------------------------
