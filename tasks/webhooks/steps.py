@@ -1,13 +1,13 @@
 """The steps of the webhooks flow, one Prefect task each (delivery: one per subscriber), and
 the lookup of subscribers, a read that is not a step of its own."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prefect import get_run_logger, task
 from prefect.runtime import task_run
 from prefect.states import Completed, State
 
-from booking.db import transaction
+from booking.db import configured_engine, transaction
 from booking.enums import MEETING_TRIGGERS, WebhookTrigger
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
@@ -78,6 +78,7 @@ def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport | None]:
             store.add_redelivery_once(session, message, utcnow())
     if reason:
         get_run_logger().info("%s to %s waits: %s", message.trigger, message.host, reason)
+        release_if_settled_meanwhile(message)
         return Completed(
             name="Waiting for an earlier message", message=f"{reason}; {message.message_id}"
         )
@@ -105,3 +106,27 @@ def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport | None]:
     status = f", HTTP {report.status_code}" if report.status_code else ""
     # The outcome and webhook-id show on the task run in the UI.
     return Completed(message=f"{report.outcome}{status}, {message.message_id}", data=report)
+
+
+def release_if_settled_meanwhile(message: WebhookMessage) -> bool:
+    """A message was just held back: if what it waited for has settled since this step
+    looked, start the due-work sweep for it now. The earlier event's end hook looks for
+    held messages when that event ends; had it looked between this step's check and its
+    insert, it found nothing, and the message would wait for the next scheduled sweep.
+    Returns whether a sweep was started."""
+    from prefect.client.orchestration import get_client
+
+    from handoff.relay import release_held
+
+    with transaction() as session:
+        if waits_for(session, message) is not None:
+            return False  # still waiting: whatever it waits for releases it when it settles
+    assert message.committed_at is not None  # only ordered messages are ever held
+    just_before = datetime.fromisoformat(message.committed_at) - timedelta(microseconds=1)
+    with get_client(sync_client=True) as client:
+        return release_held(
+            configured_engine(),
+            client,
+            {message.booking_uid: just_before},
+            because=f"held {message.message_id}, nothing earlier outstanding",
+        )

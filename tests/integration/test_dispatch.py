@@ -9,15 +9,17 @@ from prefect.client.orchestration import SyncPrefectClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from booking.enums import WebhookTrigger
 from booking.models import OutboxEvent
 from booking.service import create_booking
 from booking.settings import Settings
+from booking.timeutil import utcnow
 from booking.transitions import cancel_booking
 from deployments.names import ARRANGEMENTS, idempotency_key
 from handoff.dispatch import PostCommitDispatcher
 from handoff.relay import relay_pending
 from local.stack import LocalPrefect
-from tests.factories import booking_request, make_event_type
+from tests.factories import booking_request, make_event_type, make_subscription
 from tests.helpers import runs_of_booking
 
 pytestmark = pytest.mark.integration
@@ -253,3 +255,47 @@ def test_a_run_cancelled_from_the_ui_records_its_event_cancelled_at_once(
 
     event = outbox_event(engine, booked.event_id)
     assert event.outcome == "Cancelled" and event.finished_at is not None
+
+
+@pytest.mark.parametrize("earlier_ended", [True, False])
+def test_a_message_held_as_its_earlier_event_ends_is_released_at_once(
+    deployed: LocalPrefect,
+    prefect_client: SyncPrefectClient,
+    engine: Engine,
+    settings: Settings,
+    earlier_ended: bool,
+) -> None:
+    """The race, step by step: the CANCELLED's step saw the CREATED still running; the
+    CREATED's run ended and its end hook found nothing held; then the step inserted its
+    held row. Looking once more after the insert, the step starts the sweep itself."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    from booking import outbox
+    from tasks.delivery import store
+    from tasks.delivery.message import Subscriber, booking_messages
+    from tasks.webhooks.steps import release_if_settled_meanwhile
+
+    with Session(engine, expire_on_commit=False) as session:
+        event_type = make_event_type(session)
+        sub = make_subscription(
+            session, "http://127.0.0.1:9/hook", ["BOOKING_CANCELLED"], event_type_id=event_type.id
+        )
+        created = create_booking(booking_request(event_type), session=session)
+        cancelled = cancel_booking(created.uid, session=session)
+        payload = outbox.load_payload(session, cancelled.event_id)
+        (message,) = booking_messages(
+            payload, WebhookTrigger.BOOKING_CANCELLED, [Subscriber(sub.id, "127.0.0.1")]
+        )
+    if earlier_ended:
+        outbox.record_finished(engine, {created.event_id: "Completed"})  # its end hook ran
+    with Session(engine) as session:  # the step's insert, after both
+        store.add_redelivery_once(session, message, utcnow())
+        session.commit()
+
+    started = release_if_settled_meanwhile(message)
+
+    released = prefect_client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"release:{created.uid}"]))
+    )
+    assert started is earlier_ended
+    assert len(released) == (1 if earlier_ended else 0)
