@@ -35,6 +35,8 @@ class WebhookSubscription(SQLModel, table=True):
     # At most this many messages a second to it, across every worker (tasks/delivery/rate.py);
     # None: no limit but the webhooks tag's.
     rate_per_second: float | None = None
+    # Under a rate: when its next message may go, in seconds since the epoch.
+    next_send_at: float | None = None
     time: int | None = None  # offset of a no-show trigger
     time_unit: TimeUnit | None = Field(default=None, sa_type=enum_type(TimeUnit))
     deactivated_reason: str | None = None

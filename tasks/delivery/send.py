@@ -4,7 +4,9 @@ The webhooks flow calls it from a retried task; the due-work sweep calls it for 
 triggers. It raises what decides whether another attempt can help.
 """
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -61,30 +63,25 @@ def send_webhook(
             get_run_logger().info("%s already delivered to %s", message.trigger, message.host)
             return _report(message, "already-delivered", None, attempt_no)
         previous = store.last_attempt(session, message.message_id)
-    try:
+    with _logged_if_not_sent(message, attempt_no, record=not resend):
         _honour_retry_after(previous, settings.webhook_retry_after_cap_seconds)
-        wait_for_rate(message.subscription_id, rate)  # before signing: the timestamp is fresh
         pinned = check_url(url, settings.webhook_allowed_networks)
         body, content_type = render_body(
             template, message.trigger, message.created_at, message.data
         )
-        headers = signed_headers(
-            message_id=message.message_id,
-            timestamp=int(time.time()),
-            body=body,
-            secret=secret,
-            content_type=content_type,
-            previous=keys_still_valid,
-        )
-    except Exception as exc:
-        # Nothing was sent (a refused URL, a rejected template, the rate limit unreachable, a
-        # bug): the attempt is logged all the same, so the message shows as failed in
-        # `deliveries list --failed` and `deliveries recover` finds it. An operator's resend
-        # that was refused changes nothing: the message's log stays as it was.
-        if not resend:
-            _record(message, attempt_no, Attempt(None, 0, _not_sent(exc), None, None))
-        raise
     with webhook_client(pinned) as client:
+        with _logged_if_not_sent(message, attempt_no, record=not resend):
+            # Last before the request, so little happens between the slot and the send, and
+            # the signature's timestamp is fresh.
+            wait_for_rate(message.subscription_id, rate)
+            headers = signed_headers(
+                message_id=message.message_id,
+                timestamp=int(time.time()),
+                body=body,
+                secret=secret,
+                content_type=content_type,
+                previous=keys_still_valid,
+            )
         attempt, transport_error = post(
             client,
             url,
@@ -113,6 +110,22 @@ def _report(
     message: WebhookMessage, outcome: Outcome, status: int | None, attempt_no: int
 ) -> DeliveryReport:
     return DeliveryReport(message.subscription_id, message.host, outcome, status, attempt_no)
+
+
+@contextlib.contextmanager
+def _logged_if_not_sent(
+    message: WebhookMessage, attempt_no: int, *, record: bool
+) -> Iterator[None]:
+    """Whatever fails before the request (a refused URL, a rejected template, an unresolvable
+    host, a bug) is logged as an attempt all the same, so the message shows as failed in
+    `deliveries list --failed` and `deliveries recover` finds it. An operator's resend that
+    was refused (`record=False`) changes nothing: the message's log stays as it was."""
+    try:
+        yield
+    except Exception as exc:
+        if record:
+            _record(message, attempt_no, Attempt(None, 0, _not_sent(exc), None, None))
+        raise
 
 
 def _not_sent(exc: Exception) -> str:
