@@ -1,7 +1,7 @@
 """What a booking's background work costs, end to end, both arrangements side by side.
 
     python -m bench.pipeline [--paced 20] [--pace 5] [--burst 60] [--idle-minutes 10]
-                             [--save docs/perf/after.json] [--write-doc]
+                             [--requests-n 10] [--save docs/perf/after.json] [--write-doc]
 
 Starts a Prefect server on PostgreSQL, a bookings database on PostgreSQL, deploys prefect.yaml,
 starts workers as an operator would (`LocalPrefect.start_worker`) and a subscriber on loopback,
@@ -14,6 +14,9 @@ then runs, in one go:
   idle       --idle-minutes without bookings: what the periodic flows cost
   booking    create_booking (hand-off to a live dispatcher) against the floor, on PostgreSQL
              and SQLite (bench/booking_path.py)
+  requests   --requests-n bookings on a stack of their own with the server's access log on:
+             Prefect API requests by route, log lines, events and task runs per booking
+             (bench/requests.py)
 
 The measuring side learns that runs are final from one SQL count per second on Prefect's
 database, and reads the runs once at the end: polling the API would add server CPU. CPU is
@@ -384,6 +387,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
     finally:
         bench.stop()
+    if args.requests_n:
+        from bench.requests import count
+
+        results["requests"] = count(
+            argparse.Namespace(n=args.requests_n, pace=3.0, arrangement=args.scale_arrangement)
+        )
+        print(f"requests per booking: {results['requests']['requests_per_booking']:.1f}")
     return results
 
 
@@ -438,6 +448,12 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=60, help="bookings in a burst")
     parser.add_argument("--idle-minutes", type=float, default=10.0)
     parser.add_argument("--booking-path-n", type=int, default=300)
+    parser.add_argument(
+        "--requests-n",
+        type=int,
+        default=10,
+        help="bookings whose Prefect API requests, logs and events are counted (0: skip)",
+    )
     parser.add_argument(
         "--arrangements", nargs="+", default=["bundled", "per-concern"], choices=list(ARRANGEMENTS)
     )

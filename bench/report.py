@@ -58,15 +58,26 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
         (
             f"CPU per booking, whole machine ({best}, burst)",
             f"{cpu['machine']:.2f} s",
-            "≤ 2 s",
-            cpu["machine"] <= 2,
+            "≤ 1.0 s",
+            cpu["machine"] <= 1.0,
         ),
-        ("… of it the Prefect server", f"{cpu['server']:.2f} s", "≤ 0.8 s", cpu["server"] <= 0.8),
+        (
+            "… of it the Prefect server",
+            f"{cpu['server']:.2f} s",
+            "≤ 0.35 s",
+            cpu["server"] <= 0.35,
+        ),
         (
             "bookings fully processed per minute, one worker",
             f"{burst['per_minute']:.1f}",
-            "≥ 40",
-            burst["per_minute"] >= 40,
+            "≥ 120",
+            burst["per_minute"] >= 120,
+        ),
+        (
+            "… a run's wait before Running / its run time, p50",
+            f"{pct(burst['waits'], 50):.1f} s / {pct(burst['durations'], 50):.2f} s",
+            "reported",
+            True,
         ),
     ]
     if scaled:
@@ -83,10 +94,10 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
         (
             "paced: commit → BOOKING_CREATED at the subscriber, p50",
             f"{pct(lat, 50):.2f} s",
-            "≤ 1.5 s",
-            pct(lat, 50) <= 1.5,
+            "≤ 1.0 s",
+            pct(lat, 50) <= 1.0,
         ),
-        ("… p95", f"{pct(lat, 95):.2f} s", "≤ 2.5 s", pct(lat, 95) <= 2.5),
+        ("… p95", f"{pct(lat, 95):.2f} s", "≤ 1.5 s", pct(lat, 95) <= 1.5),
         (
             f"burst of {burst['bookings']}: delivered, Failed or Crashed runs",
             f"{burst['bookings'] - burst['undelivered']} of {burst['bookings']} delivered, "
@@ -112,10 +123,20 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
         (
             "idle (no bookings): CPU per minute, whole machine",
             f"{idle['machine']:.2f} s",
-            f"≤ one booking's {cpu['machine']:.2f} s",
-            idle["machine"] <= cpu["machine"],
+            "≤ 3 s",
+            idle["machine"] <= 3,
         )
     )
+    if requests := results.get("requests"):
+        rows.append(
+            (
+                "per booking: Prefect API requests / log lines / events / task runs",
+                f"{requests['requests_per_booking']:.1f} / {requests['logs_per_booking']:.1f} /"
+                f" {requests['events_per_booking']:.1f} / {requests['task_runs_per_booking']:.1f}",
+                "reported (table below)",
+                True,
+            )
+        )
     return rows
 
 
@@ -181,6 +202,17 @@ def markdown(results: dict, command: str) -> str:
                 f"| {kind} | {case} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |"
                 f" {row['p50_ratio']:.2f} | {row['p99_ratio']:.2f} |"
             )
+    if requests := results.get("requests"):
+        from bench.requests import table
+
+        lines += [
+            "",
+            "What one booking's run asks of the Prefect server, counted on a stack of its own"
+            " with the server's access log on (it costs the server CPU, so not during the"
+            " timed cases; `bench/requests.py`):",
+            "",
+            table(requests),
+        ]
     lines += ["", "![latency and CPU per booking, before and after](performance.png)", "", END]
     return "\n".join(lines)
 
