@@ -6,6 +6,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
+from werkzeug import Request
 
 from booking.models import WebhookDelivery
 from booking.service import create_booking
@@ -16,9 +17,8 @@ from tests.factories import booking_request, make_event_type, make_subscription
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
 
-def test_a_delivered_message_is_sent_again_with_its_webhook_id(
-    db: Session, httpserver: HTTPServer
-) -> None:
+def delivered_once(db: Session, httpserver: HTTPServer) -> Request:
+    """A booking's BOOKING_CREATED, delivered to a loopback subscriber; its request."""
     event_type = make_event_type(db)
     make_subscription(
         db, httpserver.url_for("/hook"), ["BOOKING_CREATED"], event_type_id=event_type.id
@@ -27,6 +27,13 @@ def test_a_delivered_message_is_sent_again_with_its_webhook_id(
     booked = create_booking(booking_request(event_type), session=db)
     booking_post_commit_webhooks(booked.event_id, booked.uid)
     (first,) = [request for request, _ in httpserver.log]
+    return first
+
+
+def test_a_delivered_message_is_sent_again_with_its_webhook_id(
+    db: Session, httpserver: HTTPServer
+) -> None:
+    first = delivered_once(db, httpserver)
     webhook_id = first.headers["webhook-id"]
 
     result = CliRunner().invoke(app, ["replay", "--message", webhook_id])
@@ -53,14 +60,7 @@ def test_an_unknown_message_is_a_clear_error(db: Session) -> None:
 def test_a_resend_the_shells_settings_refuse_changes_nothing_in_the_log(
     db: Session, httpserver: HTTPServer, configure
 ) -> None:
-    event_type = make_event_type(db)
-    make_subscription(
-        db, httpserver.url_for("/hook"), ["BOOKING_CREATED"], event_type_id=event_type.id
-    )
-    httpserver.expect_request("/hook").respond_with_data("ok")
-    booked = create_booking(booking_request(event_type), session=db)
-    booking_post_commit_webhooks(booked.event_id, booked.uid)
-    (first,) = [request for request, _ in httpserver.log]
+    first = delivered_once(db, httpserver)
     configure(webhook_allowed_networks="[]")  # a shell without the worker's settings
 
     result = CliRunner().invoke(app, ["replay", "--message", first.headers["webhook-id"]])

@@ -478,6 +478,16 @@ def test_misbehaving_subscribers_do_not_hold_up_a_healthy_one(
     assert sorted(pending) == sorted(subs[name].id for name in ("error", "down", "dripping"))
 
 
+def signed_subscription(db: Session, httpserver: HTTPServer, path: str, secret: str):
+    """An event type and a subscription to its BOOKING_CREATED with `secret`, answered 200."""
+    event_type = make_event_type(db)
+    sub = make_subscription(
+        db, httpserver.url_for(path), CREATED, event_type_id=event_type.id, secret=secret
+    )
+    httpserver.expect_request(path).respond_with_data("ok")
+    return event_type, sub
+
+
 def test_a_rotated_secret_overlaps_the_previous_one_until_it_expires(
     db: Session, httpserver: HTTPServer
 ) -> None:
@@ -485,11 +495,7 @@ def test_a_rotated_secret_overlaps_the_previous_one_until_it_expires(
     from tasks.delivery.signing import new_secret
 
     old = new_secret()
-    event_type = make_event_type(db)
-    sub = make_subscription(
-        db, httpserver.url_for("/rotated"), CREATED, event_type_id=event_type.id, secret=old
-    )
-    httpserver.expect_request("/rotated").respond_with_data("ok")
+    event_type, sub = signed_subscription(db, httpserver, "/rotated", old)
     new = rotate_secret(db, sub.id, timedelta(hours=24))
     assert run_flow(book(db, event_type)).is_completed()
 
@@ -520,11 +526,7 @@ def test_a_rotation_with_no_overlap_stops_every_earlier_key(
     from tasks.delivery.signing import new_secret
 
     s0 = new_secret()
-    event_type = make_event_type(db)
-    sub = make_subscription(
-        db, httpserver.url_for("/leaked"), CREATED, event_type_id=event_type.id, secret=s0
-    )
-    httpserver.expect_request("/leaked").respond_with_data("ok")
+    event_type, sub = signed_subscription(db, httpserver, "/leaked", s0)
     s1 = rotate_secret(db, sub.id, timedelta(hours=24))  # S0 kept for a day
     s2 = rotate_secret(db, sub.id, timedelta(0))  # S1 leaked: nothing earlier may sign
     assert run_flow(book(db, event_type)).is_completed()
