@@ -282,6 +282,37 @@ def subscriptions_enable(subscription: Annotated[int, typer.Argument(help="Its i
         typer.echo(f"subscription {subscription} enabled")
 
 
+@subs_app.command("stats")
+def subscriptions_stats(
+    subscription: Annotated[int | None, typer.Argument(help="Its id (default: every one).")] = None,
+    since: Annotated[
+        str, typer.Option(help="From this time (ISO 8601, UTC) or this long ago (24h, 7d).")
+    ] = "24h",
+) -> None:
+    """Per subscription: messages, first-try and final success, p50/p95 response time,
+    messages waiting for redelivery, and the last failure, from the delivery log."""
+    from booking.timeutil import utcnow
+    from cli.admin import AdminError, parse_since
+    from tasks.delivery.health import subscription_health
+
+    try:
+        start = parse_since(since, utcnow())
+    except AdminError as exc:
+        fail(str(exc))
+    with session() as db:
+        found = subscription_health(db, start, subscription)
+    if subscription is not None and not found:
+        fail(f"no subscription with id {subscription}")
+    for health in found:
+        row = health.row()
+        typer.echo(
+            f"{health.subscription_id}\t{health.host}\t{health.messages} messages\t"
+            f"first try {row['first try ok']}\tdelivered {row['delivered']}\t"
+            f"p50 {row['p50']}\tp95 {row['p95']}\t{health.waiting} waiting\t"
+            f"last failure {row['last failure']}"
+        )
+
+
 @subs_app.command("rotate-secret")
 def subscriptions_rotate_secret(
     subscription: Annotated[int, typer.Argument(help="Its id.")],

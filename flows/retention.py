@@ -29,4 +29,22 @@ def retention(dry_run: bool = False, now: datetime | None = None) -> dict[str, i
         ],
         description=f"Retention as of {now.isoformat()}" + (" (dry run)" if dry_run else ""),
     )
+    publish_health(now)
     return counts
+
+
+def publish_health(now: datetime) -> None:
+    """The last day's health of every subscription, as a table in the UI (see
+    `booking subscriptions stats`)."""
+    from datetime import timedelta
+
+    from booking.db import transaction
+    from tasks.delivery.health import subscription_health
+
+    with transaction() as session:
+        rows = [health.row() for health in subscription_health(session, now - timedelta(days=1))]
+    create_table_artifact(
+        key="subscription-health",
+        table=rows or [{"subscription": "none"}],
+        description=f"Webhook subscriptions, the 24 hours to {now.isoformat()}",
+    )

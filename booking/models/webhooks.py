@@ -75,6 +75,11 @@ class WebhookRedelivery(DueWork, table=True):
 class WebhookDelivery(SQLModel, table=True):
     """One HTTP attempt to deliver one webhook message to one subscriber."""
 
+    # A subscription's attempts in a window (`booking subscriptions stats`).
+    __table_args__ = (
+        Index("ix_webhookdelivery_subscription_created", "subscription_id", "created_at"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     subscription_id: int = Field(foreign_key="webhooksubscription.id", index=True)
     booking_uid: str = Field(index=True)
