@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlmodel import Session
@@ -19,6 +19,9 @@ from sqlmodel import Session
 # Typer 0.29 (pinned) carries its own copy of click: its usage errors are these classes.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from cli.admin import MessageLog
 
 from booking.db import configured_engine, upgrade_schema
 
@@ -364,12 +367,18 @@ def deliveries_list(
         for log in deliveries(
             db, booking_uid=booking, subscription_id=subscription, failed=failed, since=start
         ):
-            last = str(log.last_status) if log.last_status else (log.last_error or "-")[:60]
-            typer.echo(
-                f"{log.webhook_id}\t{log.trigger}\t{log.booking_uid}\tsubscription "
-                f"{log.subscription_id}\t{log.attempts} attempt(s)\t{last}\t"
-                f"{log.last_at:%Y-%m-%d %H:%M:%S}"
-            )
+            typer.echo(_message_line(log, with_booking=True))
+
+
+def _message_line(log: "MessageLog", *, with_booking: bool) -> str:
+    """One webhook message of the delivery log: id, trigger, (booking,) subscription,
+    attempts, last status or error, time of the last attempt."""
+    last = str(log.last_status) if log.last_status else (log.last_error or "-")[:60]
+    booking = f"{log.booking_uid}\t" if with_booking else ""
+    return (
+        f"{log.webhook_id}\t{log.trigger}\t{booking}subscription {log.subscription_id}\t"
+        f"{log.attempts} attempt(s)\t{last}\t{log.last_at:%Y-%m-%d %H:%M:%S}"
+    )
 
 
 @deliveries_app.command("recover")
@@ -493,11 +502,7 @@ def bookings_show(uid: Annotated[str, typer.Argument(help="The booking's uid.")]
         )
     typer.echo("deliveries:" if history.deliveries else "deliveries: none")
     for log in history.deliveries:
-        last = str(log.last_status) if log.last_status else (log.last_error or "-")[:60]
-        typer.echo(
-            f"  {log.webhook_id}\t{log.trigger}\tsubscription {log.subscription_id}\t"
-            f"{log.attempts} attempt(s)\t{last}\t{log.last_at:%Y-%m-%d %H:%M:%S}"
-        )
+        typer.echo(f"  {_message_line(log, with_booking=False)}")
 
 
 def _move(move: Callable[..., Any], uid: str, **options: Any) -> None:

@@ -68,9 +68,11 @@ def subscription_health(
     whatever the number of subscriptions, each grouped by subscription."""
     attempt = WebhookDelivery
     in_window = [col(attempt.created_at) >= since]
+    one_subscription = []  # of the redelivery rows
     subs_query = select(WebhookSubscription).order_by(col(WebhookSubscription.id))
     if subscription_id is not None:
         in_window.append(attempt.subscription_id == subscription_id)
+        one_subscription.append(WebhookRedelivery.subscription_id == subscription_id)
         subs_query = subs_query.where(WebhookSubscription.id == subscription_id)
     subs = session.exec(subs_query).all()
 
@@ -126,7 +128,7 @@ def subscription_health(
     waiting = dict(
         session.exec(
             select(WebhookRedelivery.subscription_id, func.count())
-            .where(WebhookRedelivery.status == WorkStatus.PENDING)
+            .where(WebhookRedelivery.status == WorkStatus.PENDING, *one_subscription)
             .group_by(col(WebhookRedelivery.subscription_id))
         ).all()
     )

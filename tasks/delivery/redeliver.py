@@ -45,14 +45,15 @@ def redeliver_webhook(redelivery_id: int, now: datetime) -> Outcome:
         message = WebhookMessage.model_validate(
             session.get_one(WebhookRedelivery, redelivery_id).message
         )
-        first_delivery = store.attempts_so_far(session, message.message_id) == 0
+        attempts_before = store.attempts_so_far(session, message.message_id)
+    first_delivery = attempts_before == 0
 
     def schedule(attempts: int) -> datetime | None:
         step = attempts - 1 if first_delivery else attempts  # `attempts` counts this sweep's
         return now + timedelta(seconds=delays[step]) if step < len(delays) else None
 
     def deliver(row_id: int) -> Delivered:
-        return _redeliver(row_id, message, first_delivery)
+        return _redeliver(row_id, message, attempts_before + 1)
 
     return settle(WebhookRedelivery, redelivery_id, deliver, schedule)
 
@@ -96,11 +97,11 @@ def release_held(redelivery_ids: list[int], outcomes: list[Outcome | BaseExcepti
 SETTLED = (WorkStatus.SENT, WorkStatus.SKIPPED, WorkStatus.FAILED)
 
 
-def _redeliver(redelivery_id: int, message: WebhookMessage, first_delivery: bool) -> Delivered:
+def _redeliver(redelivery_id: int, message: WebhookMessage, attempt_no: int) -> Delivered:
     with transaction() as session:
         if reason := waits_for(session, message):
             return "waiting", reason
-        attempt_no = store.attempts_so_far(session, message.message_id) + 1
+    first_delivery = attempt_no == 1
     try:
         if first_delivery:
             report = _send_with_step_retries(redelivery_id, message, attempt_no)

@@ -556,22 +556,29 @@ class Clock:
         return Response("ok")
 
 
-def test_a_subscription_with_a_rate_gets_a_burst_at_that_rate_and_others_at_once(
-    db: Session, httpserver: HTTPServer, configure
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
+def limited_and_free(db: Session, httpserver: HTTPServer):
+    """An event type with two subscriptions to its BOOKING_CREATED: `/limited` at 5 a
+    second, `/free` without a rate; returns the event type and the limited one."""
     from cli.admin import update_subscription
 
-    # Fifty runs in this one process keep two cores busy: no attempt times out meanwhile.
-    configure(webhook_timeout_seconds="20")
-    clock = Clock(httpserver, "/limited", "/free")
     event_type = make_event_type(db)
     limited = make_subscription(
         db, httpserver.url_for("/limited"), CREATED, event_type_id=event_type.id
     )
     make_subscription(db, httpserver.url_for("/free"), CREATED, event_type_id=event_type.id)
     update_subscription(db, limited.id, rate=5)
+    return event_type, limited
+
+
+def test_a_subscription_with_a_rate_gets_a_burst_at_that_rate_and_others_at_once(
+    db: Session, httpserver: HTTPServer, configure
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Fifty runs in this one process keep two cores busy: no attempt times out meanwhile.
+    configure(webhook_timeout_seconds="20")
+    clock = Clock(httpserver, "/limited", "/free")
+    event_type, limited = limited_and_free(db, httpserver)
     bookings = [book(db, event_type) for _ in range(50)]
 
     def run(result) -> bool:
@@ -607,15 +614,9 @@ def test_a_subscription_with_a_backlog_does_not_hold_back_the_others(
     from sqlalchemy import update as sql_update
 
     from booking.models import WebhookSubscription
-    from cli.admin import update_subscription
 
     clock = Clock(httpserver, "/limited", "/free")
-    event_type = make_event_type(db)
-    limited = make_subscription(
-        db, httpserver.url_for("/limited"), CREATED, event_type_id=event_type.id
-    )
-    make_subscription(db, httpserver.url_for("/free"), CREATED, event_type_id=event_type.id)
-    update_subscription(db, limited.id, rate=5)
+    event_type, limited = limited_and_free(db, httpserver)
     slot = time.time() + 4  # messages before this one hold the next four seconds
     db.exec(
         sql_update(WebhookSubscription)
