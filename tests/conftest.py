@@ -13,10 +13,21 @@ from sqlmodel import Session
 from booking.db import make_engine, upgrade_schema
 from local import postgres
 from tests.helpers import PG_DSN, TEST_SETTINGS, SharedServer, pg_reachable, run_temp
+from tests.schemas import check_webhook_bodies
 
 if TYPE_CHECKING:
+    from pytest_httpserver import HTTPServer
+
     from booking.settings import Settings
     from local.stack import LocalPrefect
+
+
+@pytest.fixture
+def httpserver(httpserver: "HTTPServer") -> Iterator["HTTPServer"]:
+    """pytest-httpserver's subscriber; as the test ends, every webhook body it received is
+    checked against its trigger's published JSON Schema."""
+    yield httpserver
+    check_webhook_bodies(request for request, _ in httpserver.log)
 
 
 @pytest.fixture(scope="session")

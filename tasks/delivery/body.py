@@ -1,11 +1,13 @@
 """What a subscriber receives, pure: the booking payload, the envelope, or its template."""
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from booking.enums import WebhookTrigger
+from booking.enums import NO_SHOW_TRIGGERS, WebhookTrigger
 from booking.payload import HostSnapshot, PersonSnapshot, PostCommitPayload
 from booking.timeutil import iso_utc
+from tasks.delivery.schemas import payload_json
 from tasks.templates import render_template
 
 # Booking-form fields Cal.com's booking form always has, with the labels it sends; every
@@ -62,9 +64,13 @@ def _responses(payload: PostCommitPayload) -> tuple[dict[str, Any], dict[str, An
     return labelled | custom, custom
 
 
-def booking_data(payload: PostCommitPayload, trigger: WebhookTrigger) -> dict[str, Any]:
+def booking_data(
+    payload: PostCommitPayload, trigger: WebhookTrigger, *, no_show: Iterable[str] = ()
+) -> dict[str, Any]:
     """The booking as Cal.com's webhooks send it (docs/webhooks.md compares field by field):
-    camelCase, ISO-8601 UTC times, labelled responses."""
+    camelCase, ISO-8601 UTC times, labelled responses; for a no-show trigger, the emails of
+    those who did not join. It passes through the trigger's model in `schemas`, the one the
+    published JSON Schema is made from."""
     responses, custom = _responses(payload)
     notes = responses["notes"].get("value")
     reschedule = payload.reschedule
@@ -116,7 +122,9 @@ def booking_data(payload: PostCommitPayload, trigger: WebhookTrigger) -> dict[st
     if trigger == WebhookTrigger.BOOKING_PAID and payload.payment is not None:
         data["paid"] = True
         data["paymentId"] = payload.payment.id
-    return data
+    if trigger in NO_SHOW_TRIGGERS:
+        data["noShow"] = [{"email": email} for email in sorted(no_show)]
+    return payload_json(trigger, data)
 
 
 def envelope(trigger: WebhookTrigger, created_at: str, data: dict[str, Any]) -> dict[str, Any]:

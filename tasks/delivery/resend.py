@@ -6,7 +6,9 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, func, select
 
 from booking.db import transaction
+from booking.enums import WebhookTrigger
 from booking.models import (
+    Attendee,
     Booking,
     OutboxEvent,
     ScheduledTrigger,
@@ -15,6 +17,7 @@ from booking.models import (
     WebhookSubscription,
 )
 from booking.outbox import load_payload
+from booking.payload import PostCommitPayload
 from booking.snapshot import build_payload
 from tasks.delivery.body import booking_data
 from tasks.delivery.message import (
@@ -67,9 +70,25 @@ def find_message(session: Session, webhook_id: str) -> WebhookMessage:
                 booking_id=booking.id,  # type: ignore[arg-type]
                 booking_uid=booking.uid,
                 due_at=row.due_at,
-                data=booking_data(payload, row.trigger_event),
+                data=booking_data(
+                    payload, row.trigger_event, no_show=_recorded_no_show(session, row, payload)
+                ),
             )
     raise MessageNotFound("the booking event this message was made of is gone")
+
+
+def _recorded_no_show(
+    session: Session, row: ScheduledTrigger, payload: PostCommitPayload
+) -> list[str]:
+    """Who a sent no-show message named, as its sending recorded it on the booking: the
+    attendees marked absent, or the hosts when the booking is marked a host no-show."""
+    if row.trigger_event == WebhookTrigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW:
+        absent = select(Attendee).where(Attendee.booking_id == row.booking_id, Attendee.no_show)
+        return [attendee.email.lower() for attendee in session.exec(absent)]
+    booking = session.get_one(Booking, row.booking_id)
+    if row.trigger_event == WebhookTrigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW and booking.no_show_host:
+        return [host.email.lower() for host in payload.hosts]
+    return []
 
 
 @task(name="send webhook message again", task_run_name="resend {webhook_id}", cache_policy=NO_CACHE)

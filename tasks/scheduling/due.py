@@ -80,7 +80,6 @@ def _prepare_trigger(trigger_id: int) -> DueTrigger | str:
         if subscription is None or not subscription.active:
             return "subscription no longer active"
         payload = build_payload(session, booking, event_id=f"trigger-{trigger_id}")
-        data = booking_data(payload, row.trigger_event)
         absent: set[str] = set()
         if row.trigger_event in NO_SHOW_TRIGGERS:
             if not get_settings().attendance_base_url:
@@ -88,7 +87,7 @@ def _prepare_trigger(trigger_id: int) -> DueTrigger | str:
             absent = set(_absentees(booking, row.trigger_event, payload))
             if not absent:
                 return "everyone expected attended"
-            data["noShow"] = [{"email": email} for email in sorted(absent)]
+        data = booking_data(payload, row.trigger_event, no_show=absent)
         message = trigger_message(
             trigger_id=trigger_id,
             subscription_id=row.subscription_id,

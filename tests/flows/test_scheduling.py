@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pytest_httpserver import HTTPServer
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
 from booking.enums import BookingStatus, WorkStatus
 from booking.models import Attendee, Booking, ScheduledTrigger, WorkflowReminder
 from booking.service import create_booking
+from cli.main import app
 from flows.deliver_due_work import deliver_due_work
 from flows.scheduling import booking_post_commit_scheduling
 from local.stack import free_port
@@ -243,6 +245,13 @@ def test_no_show_fires_only_for_the_absent_party(
     (guest,) = db.exec(select(Attendee).where(Attendee.booking_id == result.booking_id))
     assert guest.no_show is True
     assert db.get(Booking, result.booking_id).no_show_host is None
+    # A replay sends the same body: who did not join, as the first sending recorded it.
+    (sent,) = fired
+    replayed = CliRunner().invoke(app, ["replay", "--message", sent.headers["webhook-id"]])
+    assert replayed.exit_code == 0, replayed.output
+    again = [r for r, _ in httpserver.log if not r.path.startswith("/daily")][-1]
+    assert json.loads(again.get_data())["payload"]["noShow"] == [{"email": guest.email.lower()}]
+    assert again.get_data() == sent.get_data()
 
 
 def path_any():
