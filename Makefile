@@ -1,7 +1,8 @@
 # make run: set up and run the main job (local Prefect server + worker + demo bookings)
 # make test: set up and run the whole test suite (SQLite, and PostgreSQL when reachable), on
-# three pytest-xdist workers (the machine waits on servers more than it computes), a test
-# module per worker at a time, in the order collected (the slowest modules first)
+# four pytest-xdist workers (the tests wait on servers and workers more than they compute:
+# the suite keeps under one of the two cores busy on average), a test module per worker at a
+# time, in the order collected (the slowest modules first)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,7 +22,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(PY) -m pytest -n 4 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) data

@@ -158,7 +158,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "prefect_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda item: item.path.name not in SLOWEST_MODULES)
+    items.sort(key=lambda item: SLOWEST_FIRST.get(item.path.name, len(SLOWEST_FIRST)))
 
 
-SLOWEST_MODULES = {"test_recovery.py", "test_start_path.py", "test_end_to_end.py"}
+# The modules that take longest (`pytest --durations=0`, summed by module), longest first.
+SLOWEST_FIRST = {
+    name: rank
+    for rank, name in enumerate(
+        [
+            "test_restart.py",
+            "test_recovery.py",
+            "test_webhooks.py",
+            "test_deploying.py",
+            "test_end_to_end.py",
+            "test_start_path.py",
+            "test_webhook_rates.py",
+            "test_lifecycle.py",
+            "test_scheduling.py",
+            "test_dispatch.py",
+            "test_retry.py",
+        ]
+    )
+}
