@@ -105,7 +105,6 @@ class Bench:
             extra_env={
                 "BOOKING_DATABASE_URL": self.bookings_url,
                 "BOOKING_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
-                "PREFECT_WORKER_QUERY_SECONDS": "1",
                 **server_env,
             },
         )

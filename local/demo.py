@@ -105,7 +105,6 @@ def main() -> int:
             # Cancellation notices go to the demo mailbox.
             "BOOKING_SMTP_HOST": "127.0.0.1",
             "BOOKING_SMTP_PORT": str(smtp_port),
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
         },
     )
     try:

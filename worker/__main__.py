@@ -34,9 +34,10 @@ READY_TIMEOUT_SECONDS = 60
 # Runs send a heartbeat this often; the "crash silent runs" automation (deployments/
 # automations.py) marks a run Crashed after 90 s without one. Prefect's default is 180 s.
 HEARTBEAT_SECONDS = "30"
-# How often the worker asks for runs to start (Prefect's default: 10 s). A run handed back
-# by a stopping worker, or a booking's run, waits for the next poll.
-POLL_SECONDS = "1"
+# How often the worker asks for runs to start (Prefect's default, 10 s). A run is started
+# as soon as the server schedules it (`worker/wake.py`); the poll is the safety net, and
+# fetches runs scheduled for later ahead of their time.
+POLL_SECONDS = "10"
 # What this worker's runs ask of the Prefect server, set unless the environment says
 # otherwise (docs/performance.md counts the requests a run makes, by route):
 RUN_DEFAULTS = {

@@ -25,6 +25,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import AwaitingRetry
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
+from worker.wake import wake_on_scheduled_runs
+
 # Sent to a run's launcher (`worker/launch.py`): kill the engine now and exit 0.
 HAND_BACK = signal.SIGUSR1
 POLL_SECONDS = 0.2
@@ -163,6 +165,7 @@ async def serve(worker: DrainingWorker, grace: float) -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(watch_signals)
         group.start_soon(work)
+        group.start_soon(wake_on_scheduled_runs, worker)
         await stop.wait()
         if worker.is_setup:
             await worker.drain(grace, hurry)

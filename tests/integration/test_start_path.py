@@ -22,6 +22,7 @@ from tests.integration.start_flows import probe
 pytestmark = pytest.mark.integration
 FORK_POOL = "start-path-forking"
 PLAIN_POOL = "start-path-plain"
+WOKEN_POOL = "start-path-woken"  # a worker polling every 5 minutes
 
 
 def pool_job_variables() -> dict:
@@ -170,3 +171,27 @@ def test_changed_code_is_started_plainly_and_then_by_a_fresh_forkserver(
         if "worker.forkserver" in line or time.monotonic() > deadline:
             break
     assert "worker.forkserver" in line
+
+
+def test_a_run_starts_when_scheduled_not_at_the_next_poll(
+    stack: LocalPrefect, client: SyncPrefectClient
+) -> None:
+    """A worker that polls every five minutes still starts a run created after its first
+    poll: the server's event stream wakes it (worker/wake.py)."""
+    stack.create_pool(WOKEN_POOL)
+    worker = stack.start_worker(
+        name="woken-worker", pool=WOKEN_POOL, env={"PREFECT_WORKER_QUERY_SECONDS": "300"}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "event stream followed" not in worker_output(stack, "woken-worker"):
+            assert time.monotonic() < deadline, worker_output(stack, "woken-worker")
+            time.sleep(0.2)
+        marker = f"woken-{uuid.uuid4().hex[:8]}"
+
+        run = wait_final(client, start(client, WOKEN_POOL, marker=marker), timeout=120)
+
+        assert run.state_type.value == "COMPLETED"
+        assert marker in worker_output(stack, "woken-worker")
+    finally:
+        stack.stop_process(worker, timeout=5)
