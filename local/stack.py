@@ -90,6 +90,10 @@ class LocalPrefect:
         )
         if self.database_url:
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
+            # As the README's Deploying section starts the server: Prefect's pool of 5
+            # overflowed in a burst, and each connection opened and closed cost PostgreSQL
+            # a new backend.
+            env.setdefault("PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE", "20")
         if self.api_workers > 1:
             # Migrated and block types registered once before the API workers start (see
             # `start`): each would otherwise do both at the same moment, and race.
