@@ -43,6 +43,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+# The server's settings, as the README's Deploying section starts it (a test holds the two
+# together; docs/performance.md measures what each saves):
+SERVER_SETTINGS = {
+    # Prefect's pool of 5 overflowed in a burst, and each connection it opened and closed
+    # cost PostgreSQL a new backend.
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+    # Loops that ran every 5 s for nothing here: no run is ever paused; a run is marked Late
+    # within 15 s instead of 5; a deployment's new schedule is picked up within 30 s.
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "15",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "30",
+}
+
+
 @dataclass
 class LocalPrefect:
     """A Prefect server (SQLite in `home` unless `database_url` is given) and its helpers."""
@@ -88,12 +102,10 @@ class LocalPrefect:
             PREFECT_UI_ENABLED="true" if self.ui else "false",
             PREFECT_LOGGING_LEVEL=env.get("PREFECT_LOGGING_LEVEL", "INFO"),
         )
+        for name, value in SERVER_SETTINGS.items():
+            env.setdefault(name, value)
         if self.database_url:
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
-            # As the README's Deploying section starts the server: Prefect's pool of 5
-            # overflowed in a burst, and each connection opened and closed cost PostgreSQL
-            # a new backend.
-            env.setdefault("PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE", "20")
         if self.api_workers > 1:
             # Migrated and block types registered once before the API workers start (see
             # `start`): each would otherwise do both at the same moment, and race.

@@ -76,3 +76,12 @@ def test_the_first_screen_shows_adding_a_subscription_and_replaying() -> None:
 
     assert "booking subscriptions add" in first_screen
     assert "booking replay --booking" in first_screen
+
+
+def test_the_deploying_steps_start_the_server_with_the_local_stacks_settings() -> None:
+    from local.stack import SERVER_SETTINGS
+
+    section = (PROJECT_ROOT / "README.md").read_text().split("\n## Deploying\n", 1)[1]
+    start = section[: section.index("prefect server start")]
+    for name, value in SERVER_SETTINGS.items():
+        assert f"{name}={value}" in start, name

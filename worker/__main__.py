@@ -29,6 +29,7 @@ from booking.settings import get_settings
 from deployments.names import WORK_POOL
 from worker.api_tls import plain_http_cert_file
 from worker.launch import SOCKET_ENV
+from worker.run_env import settings_environment
 
 READY_TIMEOUT_SECONDS = 60
 # Runs send a heartbeat this often; the "crash silent runs" automation (deployments/
@@ -81,11 +82,14 @@ def main() -> None:
     refresh_global_settings_context()
     # The forkserver's parent is this worker: when it exits, the forkserver notices and
     # stops. Its own process group keeps a signal meant for the worker away from the runs.
+    # The forkserver reads Prefect's settings from the environment the worker gives each run,
+    # so a forked run has its settings already (worker/forkserver.py: `run_engine`).
     forkserver = subprocess.Popen(
         [
             *(sys.executable, "-m", "worker.forkserver"),
             *("--socket", str(socket_path), "--parent", str(os.getpid())),
         ],
+        env={**os.environ, **settings_environment()},
         process_group=0,
     )
     # Let it finish its imports first, so the first runs are forked too (a run that finds no

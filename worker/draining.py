@@ -25,6 +25,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import AwaitingRetry
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
+from worker.run_env import settings_environment
 from worker.wake import wake_on_scheduled_runs
 
 # Sent to a run's launcher (`worker/launch.py`): kill the engine now and exit 0.
@@ -46,10 +47,20 @@ class _NotePid:
         self._task_status.started(value)
 
 
+class JobConfiguration(ProcessJobConfiguration):
+    """Prefect's process job configuration, with the worker's Prefect settings turned into
+    its runs' environment once (`worker/run_env.py`)."""
+
+    @classmethod
+    def _base_environment(cls) -> dict[str, str]:
+        return dict(settings_environment())
+
+
 class DrainingWorker(ProcessWorker):
     """Prefect's process worker, which can stop taking runs and hand back what it holds."""
 
     type = "process"
+    job_configuration = JobConfiguration
 
     @classmethod
     def __dispatch_key__(cls) -> str:
