@@ -37,6 +37,10 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+# Tries at starting the server when the port it was given is taken before it binds.
+PORT_ATTEMPTS = 3
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -130,6 +134,20 @@ class LocalPrefect:
             options += ["--workers", str(self.api_workers)]
         if self.separate_services:
             options.append("--no-services")
+        for attempt in range(PORT_ATTEMPTS):
+            if self._start_api(options, timeout):
+                return
+            # Another process took the free port between its check and the server's bind.
+            if attempt + 1 < PORT_ATTEMPTS:
+                self.port = free_port(self.host)
+        raise LocalStackError(
+            f"Prefect server could not bind a port; see {self.log_path('server')}"
+        )
+
+    def _start_api(self, options: list[str], timeout: float) -> bool:
+        """Start the API and wait until it is healthy: True, or False if its port was taken."""
+        log = self.log_path("server")
+        seen = log.stat().st_size if log.exists() else 0
         api = self._spawn(
             "server",
             "prefect",
@@ -145,6 +163,12 @@ class LocalPrefect:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if api.poll() is not None:
+                with log.open("rb") as output:
+                    output.seek(seen)
+                    if b"already in use" in output.read():  # Prefect's check, or the bind
+                        self._server_processes.remove(api)
+                        self._processes.remove(api)
+                        return False
                 raise LocalStackError(
                     f"Prefect server exited with {api.returncode}; see {self.log_path('server')}"
                 )
@@ -154,7 +178,7 @@ class LocalPrefect:
                         self._server_processes.append(
                             self._spawn("services", "prefect", "server", "services", "start")
                         )
-                    return
+                    return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
