@@ -26,6 +26,7 @@ read from /proc by process tree (bench/cpu.py).
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -473,7 +474,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     results = run(args)
-    results["command"] = "python -m bench.pipeline " + " ".join(sys.argv[1:])
+    results["command"] = "python -m bench.pipeline " + shlex.join(sys.argv[1:])
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)
         args.save.write_text(json.dumps(results, indent=1, default=str))
