@@ -5,11 +5,16 @@ Prefect client bound to it, with deployment ids cached after the first lookup. `
 schedules the work on that loop and returns a future at once, so `create_booking` never waits
 on the Prefect API. Each run is created with the idempotency key `<event id>:<deployment>`:
 a repeat (a retry, the relay, a second process) gets the existing run back, never a new one.
-Whatever was not created stays pending in the outbox for the relay.
+Whatever was not created stays pending in the outbox. The dispatcher tries its own failures
+again once the Prefect API answers its health check (looked at every few seconds, at most
+`RETRY_MAX_SECONDS` apart), so the events committed during an outage start within about that
+of the server's return; the relay's pass every five minutes covers the rest (a dispatcher that
+stopped meanwhile, more failures than it remembers).
 """
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -30,6 +35,13 @@ from deployments.names import ARRANGEMENTS, DeploymentName
 from handoff.runs import create_event_run
 
 logger = logging.getLogger(__name__)
+
+# After a failed dispatch: the first look at the API's health, then each next one twice as
+# late, up to the last.
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 20.0
+# Failed events a dispatcher remembers to try again; beyond them, the relay's.
+RETRY_REMEMBERED = 10_000
 
 
 @dataclass
@@ -68,6 +80,8 @@ class PostCommitDispatcher:
         self._in_flight: set[concurrent.futures.Future[DispatchOutcome]] = set()
         self._to_record: list[tuple[outbox.DispatchRecord, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._failed: dict[str, None] = {}  # event ids to dispatch again, oldest first
+        self._retrier: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -113,6 +127,7 @@ class PostCommitDispatcher:
             unfinished = list(self._in_flight)
         for future in unfinished:  # outside the lock: cancel() runs `_finished` at once
             future.cancel()  # the event stays pending in the outbox: the relay covers it
+        asyncio.run_coroutine_threadsafe(self._stop_retrying(), self._loop).result(timeout)
         asyncio.run_coroutine_threadsafe(self._close_client(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
@@ -154,7 +169,8 @@ class PostCommitDispatcher:
             if isinstance(result, BaseException):
                 outcome.errors[target.name] = _describe(result)
                 logger.warning(
-                    "could not start %s for booking %s (event %s): %s; the relay will retry",
+                    "could not start %s for booking %s (event %s): %s; started again when the"
+                    " API answers, or by the relay",
                     target.full_name,
                     booking_uid,
                     event_id,
@@ -170,6 +186,7 @@ class PostCommitDispatcher:
                 error="; ".join(f"{k}: {v}" for k, v in outcome.errors.items()) or None,
             )
         )
+        self._remember(event_id, failed=bool(outcome.errors))
         if outcome.dispatched:
             logger.info(
                 "started %s for booking %s (event %s)",
@@ -178,6 +195,49 @@ class PostCommitDispatcher:
                 event_id,
             )
         return outcome
+
+    def _remember(self, event_id: str, *, failed: bool) -> None:
+        if not failed:
+            self._failed.pop(event_id, None)
+            return
+        if event_id not in self._failed and len(self._failed) >= RETRY_REMEMBERED:
+            return  # pending in the outbox: the relay's
+        self._failed[event_id] = None
+        if self._retrier is None or self._retrier.done():
+            self._retrier = asyncio.create_task(self._retry_when_back())
+
+    async def _retry_when_back(self) -> None:
+        """Until every remembered event is dispatched: wait, look at the API's health, and
+        once it answers, dispatch them again in the order they failed."""
+        delay = RETRY_FIRST_SECONDS
+        while self._failed:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            client = await self._get_client()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if await client.api_healthcheck() is not None:
+                        continue
+            except TimeoutError:
+                continue
+            logger.info("Prefect API answers: starting %d event(s) again", len(self._failed))
+            for event_id in list(self._failed):
+                try:
+                    outcome = await self._dispatch(event_id, None, "CREATED")
+                except Exception as exc:  # its record failed: left for the relay
+                    logger.warning("could not start event %s again: %s", event_id, exc)
+                    self._failed.pop(event_id, None)
+                    continue
+                if outcome.errors:
+                    break  # down again: wait, and look again
+            else:
+                delay = RETRY_FIRST_SECONDS
+
+    async def _stop_retrying(self) -> None:
+        if self._retrier is not None:
+            self._retrier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrier
 
     async def _record(self, record: outbox.DispatchRecord) -> None:
         """Store what a dispatch created, in the next write of the outbox.

@@ -1,7 +1,9 @@
 """Dispatch against a real Prefect server with the deployments of prefect.yaml registered."""
 
+import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -299,3 +301,79 @@ def test_a_message_held_as_its_earlier_event_ends_is_released_at_once(
     )
     assert started is earlier_ended
     assert len(released) == (1 if earlier_ended else 0)
+
+
+class SwitchedApi:
+    """A loopback address in front of the Prefect API that refuses every connection until
+    `restore()`, then passes each connection through: an outage, and the server's return."""
+
+    def __init__(self, api_url: str):
+        upstream = api_url.removeprefix("http://").split("/", 1)[0]
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.up = threading.Event()
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            if not self.up.is_set():
+                client.close()  # down: the connection is dropped at once
+                continue
+            server = socket.create_connection(self.upstream)
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=_pipe, args=(source, target), daemon=True).start()
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    for sock in (source, target):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_events_committed_during_an_outage_start_soon_after_prefect_returns(
+    deployed: LocalPrefect, prefect_client: SyncPrefectClient, engine: Engine, settings: Settings
+) -> None:
+    """No relay pass runs here: the dispatcher itself starts what failed, once the API
+    answers again (within its 20 s between looks; the promise is a minute)."""
+    api = SwitchedApi(deployed.api_url)
+    try:
+        with dispatcher_for(
+            engine, settings, prefect_api_url=api.url, dispatch_timeout_seconds=2.0
+        ) as dispatcher:
+            during = [book(engine, dispatcher) for _ in range(3)]
+            dispatcher.drain(timeout=30)
+            assert all(outbox_event(engine, r.event_id).dispatched_at is None for r in during)
+
+            api.restore()
+            deadline = time.monotonic() + 60
+            while not all(outbox_event(engine, r.event_id).dispatched_at for r in during):
+                assert time.monotonic() < deadline, "not started within a minute of the return"
+                time.sleep(0.5)
+
+        for result in during:
+            (run,) = runs_of_booking(prefect_client, result.uid)  # one run each, no more
+            assert outbox_event(engine, result.event_id).flow_run_ids == {
+                "post-commit": str(run.id)
+            }
+    finally:
+        api.close()
