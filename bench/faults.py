@@ -2,13 +2,16 @@
 scenarios that do not fit in the test suite. Prints one line per case; docs/reliability.md
 quotes them.
 
-    python -m bench.faults [--burst 200] [--restart-bookings 30] [--cases burst pg-restart]
+    python -m bench.faults [--burst 200] [--restart-bookings 30] [--outage-bookings 5]
+                           [--cases burst pg-restart prefect-outage]
 
 burst       N bookings at once, one worker: every booking delivered, none lost or doubled
             (counted by webhook-id at the receiver), no "database is locked" in any log.
 pg-restart  PostgreSQL (the bookings' and Prefect's) restarted while a burst's runs and the
             due-work sweep run: every booking delivered once the runs recover or are
             finished by the relay.
+prefect-outage  the Prefect server stopped while bookings commit, then started again: the
+            seconds from its return until their runs exist and their webhooks arrive.
 """
 
 import argparse
@@ -115,17 +118,64 @@ def pg_restart(tmp: Path, count: int) -> str:
         bench.stop()
 
 
+def prefect_outage(tmp: Path, count: int) -> str:
+    """The Prefect server stopped, `count` bookings committed through one live dispatcher,
+    the server started again on its port: how long after it answers are the events
+    dispatched, and their webhooks delivered (the periodic relay paused: the dispatcher's own
+    retry, not the relay's five-minute pass)."""
+    bench = Bench(tmp, server_env={})
+    try:
+        bench.start()
+        bench.start_workers(1)
+        bench.warm_up("bundled")
+        bench.pause_periodic()
+        with bench.dispatcher("bundled") as dispatcher:
+            (api,) = bench.stack._server_processes
+            bench.stack.stop_process(api)
+            bench.stack._server_processes.remove(api)
+            booked = [bench.book(dispatcher) for _ in range(count)]
+            dispatcher.drain(60)
+            time.sleep(10)  # down a while
+            bench.stack.start()
+            back = time.monotonic()
+            events = [event for _, event, _ in booked]
+            dispatched = delivered = None
+            while time.monotonic() - back < 300 and delivered is None:
+                if dispatched is None:
+                    with Session(bench.engine) as session:
+                        rows = session.exec(
+                            select(OutboxEvent.dispatched_at).where(
+                                OutboxEvent.id.in_(events)  # type: ignore[union-attr]
+                            )
+                        ).all()
+                    if all(rows):
+                        dispatched = time.monotonic() - back
+                if all(bench.receiver.seen(uid) is not None for uid, *_ in booked):
+                    delivered = time.monotonic() - back
+                time.sleep(0.2)
+        return (
+            f"prefect-outage {count}: after the server answered again, dispatched in "
+            f"{dispatched and round(dispatched, 1)} s, delivered in "
+            f"{delivered and round(delivered, 1)} s, delivered twice {bench.receiver.duplicates()}"
+        )
+    finally:
+        bench.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--restart-bookings", type=int, default=30)
-    parser.add_argument("--cases", nargs="+", default=["burst", "pg-restart"])
+    parser.add_argument("--outage-bookings", type=int, default=5)
+    parser.add_argument("--cases", nargs="+", default=["burst", "pg-restart", "prefect-outage"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         if "burst" in args.cases:
             print(burst(Path(tmp) / "burst", args.burst), flush=True)
         if "pg-restart" in args.cases:
             print(pg_restart(Path(tmp) / "restart", args.restart_bookings), flush=True)
+        if "prefect-outage" in args.cases:
+            print(prefect_outage(Path(tmp) / "outage", args.outage_bookings), flush=True)
 
 
 if __name__ == "__main__":
