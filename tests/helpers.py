@@ -178,8 +178,10 @@ def _running(pid: int) -> bool:
 def settled_task_runs(flow_run_id: object, name_like: str | None = None) -> list[TaskRun]:
     """The task runs of a flow run once the server has them all, each in a final state.
 
-    A flow called in the test process reports its task runs' states as events, which the
-    server stores a moment after the flow returns: read until two reads agree."""
+    A flow called in the test process reports its task runs' states as events, which this
+    process sends in the background and the server stores a moment later: send what is
+    queued first, then read until the reads have agreed for a second (under the full suite's
+    load the server's recorder lags; two reads 0.2 s apart once agreed on 3 of 4 runs)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -187,9 +189,12 @@ def settled_task_runs(flow_run_id: object, name_like: str | None = None) -> list
         TaskRunFilter,
         TaskRunFilterName,
     )
+    from prefect.events.worker import EventsWorker
 
+    EventsWorker.drain_all(timeout=10)
     task_filter = TaskRunFilter(name=TaskRunFilterName(like_=name_like)) if name_like else None
     previous: list[str] = []
+    agreed_since = time.monotonic()
     deadline = time.monotonic() + 20
     with get_client(sync_client=True) as client:
         while True:
@@ -199,9 +204,12 @@ def settled_task_runs(flow_run_id: object, name_like: str | None = None) -> list
             )
             seen = sorted(f"{r.id}:{r.state_type}" for r in runs)
             settled = runs and all(r.state and r.state.is_final() for r in runs)
-            if (settled and seen == previous) or time.monotonic() > deadline:
+            if seen != previous:
+                previous, agreed_since = seen, time.monotonic()
+            if settled and time.monotonic() - agreed_since >= 1.0:
                 return runs
-            previous = seen
+            if time.monotonic() > deadline:
+                return runs
             time.sleep(0.2)
 
 
