@@ -21,6 +21,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from booking.models import OutboxEvent
     from cli.admin import MessageLog
 
 from booking.db import configured_engine, upgrade_schema
@@ -488,16 +489,12 @@ def bookings_show(uid: Annotated[str, typer.Argument(help="The booking's uid.")]
     )
     typer.echo("events:")
     for event in history.events:
-        kind = str(event.payload.get("event", "CREATED")).lower()
+        state = _event_state(event)
         if event.finished_at is not None:
-            state = f"{event.outcome} {event.finished_at:%H:%M:%S}"
-        elif event.dispatched_at is not None:
-            state = "running"
-        else:
-            state = "pending"
+            state += f" {event.finished_at:%H:%M:%S}"
         runs = ", ".join(f"{name} {run}" for name, run in sorted(event.flow_run_ids.items()))
         typer.echo(
-            f"  {event.created_at:%Y-%m-%d %H:%M:%S}\t{kind}\t{state}\t{event.id}"
+            f"  {event.created_at:%Y-%m-%d %H:%M:%S}\t{_event_kind(event)}\t{state}\t{event.id}"
             + (f"\truns: {runs}" if runs else "")
         )
     typer.echo("deliveries:" if history.deliveries else "deliveries: none")
@@ -615,13 +612,22 @@ def outbox_list(
 
     with session() as db:
         for event in outbox_events(db, pending_only=pending):
-            state = event.outcome or ("running" if event.dispatched_at else "pending")
             error = f"\t{event.last_error[:80]}" if event.last_error else ""
-            kind = str(event.payload.get("event", "CREATED")).lower()
             typer.echo(
-                f"{event.id}\t{event.booking_uid}\t{kind}\t{event.created_at:%Y-%m-%d %H:%M:%S}\t"
-                f"{event.dispatch_attempts} dispatch(es)\t{state}{error}"
+                f"{event.id}\t{event.booking_uid}\t{_event_kind(event)}\t"
+                f"{event.created_at:%Y-%m-%d %H:%M:%S}\t"
+                f"{event.dispatch_attempts} dispatch(es)\t{_event_state(event)}{error}"
             )
+
+
+def _event_kind(event: "OutboxEvent") -> str:
+    """What the event did to its booking: created, confirmed, rejected, cancelled, paid."""
+    return str(event.payload.get("event", "CREATED")).lower()
+
+
+def _event_state(event: "OutboxEvent") -> str:
+    """How the event's post-commit work stands: its outcome, or running, or pending."""
+    return event.outcome or ("running" if event.dispatched_at else "pending")
 
 
 def main() -> None:

@@ -3,13 +3,15 @@ flow runs with their task runs, logs and artifacts, and old finished rows of the
 database, deleted in batches; each outbox event's outcome and each message's final status
 are kept. Its table in the UI says what it deleted (or, dry, would delete)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from booking.db import transaction
 from booking.timeutil import utcnow
 from deployments.names import RETENTION
+from tasks.delivery.health import subscription_health
 from tasks.retention import prune_bookings_history, prune_prefect_history
 
 
@@ -36,11 +38,6 @@ def retention(dry_run: bool = False, now: datetime | None = None) -> dict[str, i
 def publish_health(now: datetime) -> None:
     """The last day's health of every subscription, as a table in the UI (see
     `booking subscriptions stats`)."""
-    from datetime import timedelta
-
-    from booking.db import transaction
-    from tasks.delivery.health import subscription_health
-
     with transaction() as session:
         rows = [health.row() for health in subscription_health(session, now - timedelta(days=1))]
     create_table_artifact(

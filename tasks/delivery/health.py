@@ -121,9 +121,10 @@ def subscription_health(
             select(attempt.subscription_id, attempt.duration_ms).where(*answered)
         ):
             durations.setdefault(sub_id, []).append(ms)
+        for ms in durations.values():
+            ms.sort()
         times = {
-            sub_id: (_percentile(sorted(ms), 50), _percentile(sorted(ms), 95))
-            for sub_id, ms in durations.items()
+            sub_id: (_percentile(ms, 50), _percentile(ms, 95)) for sub_id, ms in durations.items()
         }
     waiting = dict(
         session.exec(

@@ -27,6 +27,9 @@ from sqlmodel import col
 from booking.db import transaction
 from booking.models import WebhookSubscription
 
+# How late after its slot, as a share of the interval, a message may still go.
+LATE_FRACTION = 0.5
+
 
 def reserve_slot(subscription_id: int, rate: float, now: float | None = None) -> float:
     """Reserve the subscription's next send slot; returns its time (seconds since the
@@ -60,7 +63,3 @@ def wait_for_rate(subscription_id: int, rate: float | None) -> None:
             time.sleep(wait)
         if time.time() - slot <= LATE_FRACTION / rate:
             return
-
-
-# How late after its slot, as a share of the interval, a message may still go.
-LATE_FRACTION = 0.5
