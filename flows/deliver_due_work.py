@@ -17,6 +17,7 @@ from prefect.states import Completed, Failed, State
 
 from booking.timeutil import utcnow
 from deployments.names import DELIVER_DUE_WORK
+from flows.results import NO_RESULTS
 from tasks.delivery.redeliver import redeliver_webhook, release_held
 from tasks.duework import claim_due, summarise_sweep
 from tasks.scheduling.due import deliver_due_trigger, send_due_reminder
@@ -26,7 +27,7 @@ def _run_name() -> str:
     return f"due-work-{utcnow():%Y%m%d-%H%M%S}"
 
 
-@flow(name=DELIVER_DUE_WORK.flow, flow_run_name=_run_name, log_prints=False)
+@flow(name=DELIVER_DUE_WORK.flow, flow_run_name=_run_name, log_prints=False, **NO_RESULTS)
 def deliver_due_work(now: datetime | None = None) -> State:
     """Deliver every trigger, reminder and redelivery due at `now` (default: the current time).
 

@@ -13,6 +13,7 @@ from prefect.futures import PrefectFuture
 
 from booking.payload import PostCommitPayload
 from deployments.names import INTEGRATIONS
+from flows.results import NO_RESULTS
 from tasks.integrations.steps import host_devices, send_push, steps_for
 from tasks.outbox import OUTCOME_HOOKS
 from tasks.retry import with_policy
@@ -30,6 +31,7 @@ def integration_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     flow_run_name="integrations-{booking_uid}",
     log_prints=False,
     **OUTCOME_HOOKS,
+    **NO_RESULTS,
 )
 def booking_post_commit_integrations(event_id: str, booking_uid: str) -> list[PrefectFuture]:
     """Integrations of one committed booking, from its outbox snapshot.

@@ -11,10 +11,11 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 
 from deployments.names import OUTBOX_RELAY
+from flows.results import NO_RESULTS
 from tasks.outbox import finish_dispatched_events, relay_pending_events
 
 
-@flow(name=OUTBOX_RELAY.flow, log_prints=False)
+@flow(name=OUTBOX_RELAY.flow, log_prints=False, **NO_RESULTS)
 def outbox_relay() -> list[PrefectFuture]:
     """Dispatch events whose runs were not confirmed created; finish the dispatched ones."""
     return [relay_pending_events.submit(), finish_dispatched_events.submit()]

@@ -13,6 +13,7 @@ from prefect.futures import PrefectFuture
 
 from deployments.names import POST_COMMIT
 from flows.integrations import integration_steps
+from flows.results import NO_RESULTS
 from flows.scheduling import scheduling_steps
 from flows.webhooks import webhook_steps
 from tasks.outbox import OUTCOME_HOOKS
@@ -24,6 +25,7 @@ from tasks.snapshot import load_snapshot
     flow_run_name="post-commit-{booking_uid}",
     log_prints=False,
     **OUTCOME_HOOKS,
+    **NO_RESULTS,
 )
 def booking_post_commit(event_id: str, booking_uid: str) -> list[PrefectFuture]:
     """Webhooks, integrations and scheduling of one committed booking event, concurrently."""

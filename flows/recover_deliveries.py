@@ -9,6 +9,7 @@ from prefect import flow
 
 from booking.timeutil import utcnow
 from deployments.names import RECOVER_DELIVERIES
+from flows.results import NO_RESULTS
 from tasks.delivery.recover import find_failed, recover_booking, summarise_recovery
 
 
@@ -16,6 +17,7 @@ from tasks.delivery.recover import find_failed, recover_booking, summarise_recov
     name=RECOVER_DELIVERIES.flow,
     flow_run_name="recover-subscription-{subscription_id}",
     log_prints=False,
+    **NO_RESULTS,
 )
 def recover_deliveries(
     subscription_id: int, since: datetime, until: datetime | None = None

@@ -11,11 +11,12 @@ from prefect.artifacts import create_table_artifact
 from booking.db import transaction
 from booking.timeutil import utcnow
 from deployments.names import RETENTION
+from flows.results import NO_RESULTS
 from tasks.delivery.health import subscription_health
 from tasks.retention import prune_bookings_history, prune_prefect_history
 
 
-@flow(name=RETENTION.flow, flow_run_name="retention-{dry_run}", log_prints=False)
+@flow(name=RETENTION.flow, flow_run_name="retention-{dry_run}", log_prints=False, **NO_RESULTS)
 def retention(dry_run: bool = False, now: datetime | None = None) -> dict[str, int]:
     """Delete (or count, `dry_run`) what is older than the retention settings at `now`."""
     now = now or utcnow()

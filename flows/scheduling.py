@@ -17,6 +17,7 @@ from prefect.futures import PrefectFuture
 from booking.enums import BookingEvent
 from booking.payload import PostCommitPayload
 from deployments.names import SCHEDULING
+from flows.results import NO_RESULTS
 from tasks.outbox import OUTCOME_HOOKS
 from tasks.retry import with_policy
 from tasks.scheduling.steps import cancel_planned_work, schedule_later_work, send_notices
@@ -42,6 +43,7 @@ def scheduling_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     flow_run_name="scheduling-{booking_uid}",
     log_prints=False,
     **OUTCOME_HOOKS,
+    **NO_RESULTS,
 )
 def booking_post_commit_scheduling(event_id: str, booking_uid: str) -> list[PrefectFuture]:
     """Reminders, no-show checks and notices of one committed booking event, from its

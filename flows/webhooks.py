@@ -18,6 +18,7 @@ from prefect.futures import PrefectFuture
 from booking.enums import BookingEvent
 from booking.payload import PostCommitPayload
 from deployments.names import WEBHOOKS
+from flows.results import NO_RESULTS
 from tasks.delivery.message import booking_messages, booking_triggers
 from tasks.outbox import OUTCOME_HOOKS
 from tasks.retry import with_policy
@@ -52,6 +53,7 @@ def webhook_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     flow_run_name="webhooks-{booking_uid}",
     log_prints=False,
     **OUTCOME_HOOKS,
+    **NO_RESULTS,
 )
 def booking_post_commit_webhooks(event_id: str, booking_uid: str) -> list[PrefectFuture]:
     """Webhooks of one committed booking event, from its outbox snapshot.
