@@ -28,6 +28,7 @@ from tasks.webhooks.steps import (
     deliver_webhook,
     find_subscribers,
     schedule_meeting_triggers,
+    wants_meeting_triggers,
 )
 
 
@@ -36,7 +37,7 @@ def webhook_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     steps: list[PrefectFuture] = []
     if payload.event == BookingEvent.CREATED and payload.is_reschedule:
         steps.append(with_policy(delete_original_triggers).submit(payload))
-    if payload.plans_confirmed_work:
+    if payload.plans_confirmed_work and wants_meeting_triggers(payload):
         steps.append(with_policy(schedule_meeting_triggers).submit(payload))
     earlier: list[PrefectFuture] = []
     for trigger in booking_triggers(payload):  # each waits for the one before (PAID, CREATED)

@@ -29,6 +29,20 @@ def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> lis
     return found
 
 
+def wants_meeting_triggers(payload: PostCommitPayload) -> bool:
+    """Whether a subscriber of this booking takes MEETING_STARTED or MEETING_ENDED. Without
+    one the step that stores them is not run: it would store nothing, and a task run costs
+    the Prefect server three state events. The run's log says it was skipped."""
+    with transaction() as session:
+        wanted = bool(store.find_subscriptions(session, payload, MEETING_TRIGGERS))
+    if not wanted:
+        get_run_logger().info(
+            "schedule meeting triggers skipped: no subscriber to %s",
+            " or ".join(MEETING_TRIGGERS),
+        )
+    return wanted
+
+
 @task(name="delete original booking's scheduled triggers", **step_policy("database"))
 def delete_original_triggers(payload: PostCommitPayload) -> int:
     """On a reschedule, drop the meeting triggers still pending for the replaced booking."""

@@ -16,16 +16,18 @@ from tests.factories import booking_request, make_event_type, make_subscription
 from tests.helpers import settled_task_runs
 
 
-def committed_booking(settings: Settings, subscriber_url: str | None = None):
+def committed_booking(
+    settings: Settings,
+    subscriber_url: str | None = None,
+    triggers: tuple[str, ...] = ("BOOKING_CREATED",),
+):
     from booking.db import make_engine
 
     engine = make_engine(settings.database_url)
     with Session(engine, expire_on_commit=False) as session:
         event_type = make_event_type(session)
         if subscriber_url:
-            make_subscription(
-                session, subscriber_url, ["BOOKING_CREATED"], event_type_id=event_type.id
-            )
+            make_subscription(session, subscriber_url, list(triggers), event_type_id=event_type.id)
         return create_booking(booking_request(event_type), session=session)
 
 
@@ -42,22 +44,46 @@ def child_runs(parent_id):
 def test_bundled_run_runs_every_concerns_steps_as_its_own_tasks(
     prefect_server: LocalPrefect, settings: Settings
 ) -> None:
-    booking = committed_booking(settings)
+    # A subscriber of meeting triggers: the step that stores them runs.
+    booking = committed_booking(settings, "http://127.0.0.1:9/meetings", ("MEETING_STARTED",))
 
     state = booking_post_commit(booking.event_id, booking.uid, return_state=True)
 
     assert state.is_completed()
     assert child_runs(state.state_details.flow_run_id) == {}  # no subflow runs to pay for
     steps = task_runs(state.state_details.flow_run_id)
-    assert {"schedule meeting triggers", "sync booker to host contacts"} <= set(steps)
-    assert steps["schedule reminders and no-show checks"].state.is_completed()
+    assert set(steps) == {
+        "schedule meeting triggers",
+        "sync booker to host contacts",
+        "schedule reminders and no-show checks",
+    }
+    assert all(step.state.is_completed() for step in steps.values())
+
+
+def test_a_step_with_nothing_to_store_is_not_run_and_the_log_says_so(
+    prefect_server: LocalPrefect, settings: Settings, caplog
+) -> None:
+    booking = committed_booking(settings)  # no subscriber takes meeting triggers
+
+    with caplog.at_level("INFO"):
+        state = booking_post_commit(booking.event_id, booking.uid, return_state=True)
+
+    assert state.is_completed()
+    steps = task_runs(state.state_details.flow_run_id)
+    assert set(steps) == {"sync booker to host contacts", "schedule reminders and no-show checks"}
+    assert (
+        "schedule meeting triggers skipped: no subscriber to MEETING_STARTED or MEETING_ENDED"
+        in caplog.messages
+    )
 
 
 def test_bundled_run_fails_when_one_concerns_step_fails_and_the_others_still_run(
     prefect_server: LocalPrefect, settings: Settings, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/hook").respond_with_data("gone elsewhere", status=404)
-    booking = committed_booking(settings, httpserver.url_for("/hook"))
+    booking = committed_booking(
+        settings, httpserver.url_for("/hook"), ("BOOKING_CREATED", "MEETING_STARTED")
+    )
 
     state = booking_post_commit(booking.event_id, booking.uid, return_state=True)
 
