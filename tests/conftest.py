@@ -94,6 +94,10 @@ def configure(database_url: str, monkeypatch: pytest.MonkeyPatch):
     for key, value in TEST_SETTINGS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("BOOKING_DATABASE_URL", database_url)
+    # An earlier test in this process that read the settings without this fixture cached
+    # the defaults (the repository's own SQLite file): this test reads its own.
+    get_settings.cache_clear()
+    http_client.cache_clear()
     yield apply
     get_settings.cache_clear()
     http_client.cache_clear()
