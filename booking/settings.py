@@ -4,13 +4,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 
 DispatchMode = Literal["bundled", "per-concern"]
+
+
+# Outside services a burst must not flood, and how many calls to each may run at once across
+# every worker (tasks/caps.py). Subscribers' webhooks share one cap.
+PROVIDER_CAPS: dict[str, int] = {
+    "webhooks": 16,
+    "push": 8,
+    "chat": 4,
+    "customerio": 4,
+    "analytics": 4,
+    "reminders": 8,
+}
 
 
 class Settings(BaseSettings):
@@ -63,6 +75,11 @@ class Settings(BaseSettings):
         default=60.0,
         ge=0,
         description="On SIGTERM, how long a worker lets its runs finish before handing them back.",
+    )
+
+    provider_caps: dict[str, PositiveInt] = Field(
+        default_factory=lambda: dict(PROVIDER_CAPS),
+        description="Most calls to each outside service at once, across every worker (JSON).",
     )
 
     webhook_connect_timeout_seconds: float = Field(
@@ -178,6 +195,14 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(
         default=500, gt=0, description="Rows (or runs, at most 50) one retention batch deletes."
     )
+
+    @field_validator("provider_caps")
+    @classmethod
+    def _every_provider_capped(cls, caps: dict[str, int]) -> dict[str, int]:
+        """A partial setting keeps the other providers' caps; an unknown name is a typo."""
+        if unknown := sorted(set(caps) - set(PROVIDER_CAPS)):
+            raise ValueError(f"unknown providers {unknown}; known: {', '.join(PROVIDER_CAPS)}")
+        return {**PROVIDER_CAPS, **caps}
 
     @field_validator("database_url")
     @classmethod

@@ -10,7 +10,8 @@
 
     python -m deployments.automations     # after `prefect deploy --all`, with PREFECT_API_URL
 
-It also creates the providers' tag concurrency limits (`deployments/names.py`).
+It also removes the tag concurrency limits earlier versions created for the outside services
+(`FORMER_TAG_LIMITS`): their caps are now held in the bookings database (tasks/caps.py).
 """
 
 import logging
@@ -22,8 +23,9 @@ from prefect.client.schemas.objects import TERMINAL_STATES, StateType
 from prefect.events.actions import ChangeFlowRunState, RunDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
+from prefect.exceptions import ObjectNotFound
 
-from deployments.names import OUTBOX_RELAY, PROVIDER_LIMITS
+from deployments.names import FORMER_TAG_LIMITS, OUTBOX_RELAY
 
 logger = logging.getLogger(__name__)
 # The events of a run reaching a final state (`prefect.flow-run.Completed`, ...).
@@ -86,10 +88,17 @@ def ensure_automations(client: SyncPrefectClient, silence: timedelta) -> list[st
     return [automation.name for automation in wanted]
 
 
-def ensure_provider_limits(client: SyncPrefectClient) -> None:
-    """The tag concurrency limit of each outside service (`PROVIDER_LIMITS`), created or set."""
-    for tag, limit in PROVIDER_LIMITS.items():
-        client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
+def remove_former_tag_limits(client: SyncPrefectClient) -> list[str]:
+    """Delete the outside services' tag concurrency limits an earlier version created; no
+    step carries those tags any more. Returns the tags whose limit was there."""
+    removed = []
+    for tag in FORMER_TAG_LIMITS:
+        try:
+            client.delete_concurrency_limit_by_tag(tag)
+        except ObjectNotFound:
+            continue
+        removed.append(tag)
+    return removed
 
 
 if __name__ == "__main__":
@@ -97,7 +106,8 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with get_client(sync_client=True) as prefect:
-        ensure_provider_limits(prefect)
+        for tag in remove_former_tag_limits(prefect):
+            logger.info("tag concurrency limit removed: %s (now BOOKING_PROVIDER_CAPS)", tag)
         silence_window = timedelta(seconds=get_settings().run_silence_seconds)
         for name in ensure_automations(prefect, silence_window):
             logger.info("automation ready: %s", name)

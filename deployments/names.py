@@ -47,14 +47,6 @@ def booking_tag(booking_uid: str) -> str:
     return f"booking:{booking_uid}"
 
 
-# Outside services a burst must not flood: each is the tag of the steps that call it, and a
-# Prefect tag concurrency limit (created with the deployments) caps how many of those steps
-# run at once across all workers. Runs themselves are not limited, so a burst uses the machine.
-PROVIDER_LIMITS: dict[str, int] = {
-    "webhooks": 16,
-    "push": 8,
-    "chat": 4,
-    "customerio": 4,
-    "analytics": 4,
-    "reminders": 8,
-}
+# Outside services' caps (how many calls at once) are held in the bookings database,
+# not by Prefect tag concurrency limits: BOOKING_PROVIDER_CAPS, tasks/caps.py.
+FORMER_TAG_LIMITS = ("webhooks", "push", "chat", "customerio", "analytics", "reminders")

@@ -199,12 +199,12 @@ class LocalPrefect:
         self._command([sys.executable, "-c", script], PROJECT_ROOT, "register block types")
 
     def deploy_all(self, project_dir: Path = PROJECT_ROOT) -> None:
-        """Create the process work pool, the providers' concurrency limits and every
-        deployment in prefect.yaml."""
+        """Create the process work pool, every deployment in prefect.yaml and the
+        automations."""
         from prefect.client.orchestration import SyncPrefectClient
 
         from booking.settings import Settings
-        from deployments.automations import ensure_automations, ensure_provider_limits
+        from deployments.automations import ensure_automations
 
         self.create_pool(WORK_POOL)
         self.run("--no-prompt", "deploy", "--all", cwd=project_dir)
@@ -213,7 +213,6 @@ class LocalPrefect:
             Settings.model_fields["run_silence_seconds"].default
         )
         with SyncPrefectClient(self.api_url) as client:
-            ensure_provider_limits(client)
             ensure_automations(client, timedelta(seconds=int(silence)))
 
     def pause_deployments(self, targets: Iterable[DeploymentName], paused: bool = True) -> None:

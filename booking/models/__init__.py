@@ -11,6 +11,7 @@ from booking.models.bookings import (
     Payment,
 )
 from booking.models.outbox import OutboxEvent
+from booking.models.providers import ProviderLease
 from booking.models.webhooks import (
     ScheduledTrigger,
     WebhookDelivery,
@@ -37,6 +38,7 @@ __all__ = [
     "Membership",
     "OutboxEvent",
     "Payment",
+    "ProviderLease",
     "PushDevice",
     "ScheduledTrigger",
     "Team",

@@ -49,17 +49,23 @@ def reserve_slot(subscription_id: int, rate: float, now: float | None = None) ->
     return reserved - interval
 
 
-def wait_for_rate(subscription_id: int, rate: float | None) -> None:
-    """Return once the subscription's rate lets one more message go (at once without one).
+def wait_for_rate(subscription_id: int, rate: float | None) -> float | None:
+    """Return once the subscription's rate lets one more message go (at once without one),
+    with the message's slot (None without a rate).
 
     A sender that wakes more than half an interval after its slot (a busy machine kept it
     from running) takes a new slot rather than send late beside the next slot's message:
     the rate may then be missed by a slot, never exceeded."""
     if rate is None:
-        return
+        return None
     while True:
         slot = reserve_slot(subscription_id, rate)
         if (wait := slot - time.time()) > 0:
             time.sleep(wait)
-        if time.time() - slot <= LATE_FRACTION / rate:
-            return
+        if not is_late(slot, rate):
+            return slot
+
+
+def is_late(slot: float, rate: float) -> bool:
+    """Whether a message is now too late for its slot to go without crowding the next."""
+    return time.time() - slot > LATE_FRACTION / rate

@@ -30,7 +30,6 @@ from tasks.retry import JITTER_FACTOR, is_transient, retry_schedule
 @task(
     name="redeliver webhook",
     task_run_name="redeliver webhook #{redelivery_id}",
-    tags=["webhooks"],
     cache_policy=NO_CACHE,
 )
 def redeliver_webhook(redelivery_id: int, now: datetime) -> Outcome:

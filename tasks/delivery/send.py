@@ -18,13 +18,14 @@ from booking.models import WebhookDelivery, WebhookSubscription
 from booking.models.webhooks import valid_previous_secrets
 from booking.settings import get_settings
 from booking.timeutil import utcnow
+from tasks.caps import provider_slot
 from tasks.clients import webhook_client
 from tasks.delivery import store
 from tasks.delivery.body import render_body
 from tasks.delivery.guard import check_url
 from tasks.delivery.http import Attempt, post
 from tasks.delivery.message import WebhookMessage
-from tasks.delivery.rate import wait_for_rate
+from tasks.delivery.rate import is_late, wait_for_rate
 from tasks.delivery.signing import signed_headers
 from tasks.errors import PermanentError, TransientError
 
@@ -69,11 +70,11 @@ def send_webhook(
         body, content_type = render_body(
             template, message.trigger, message.created_at, message.data
         )
-    with webhook_client(pinned) as client:
+    with webhook_client(pinned) as client, contextlib.ExitStack() as held:
         with _logged_if_not_sent(message, attempt_no, record=not resend):
             # Last before the request, so little happens between the slot and the send, and
             # the signature's timestamp is fresh.
-            wait_for_rate(message.subscription_id, rate)
+            held.enter_context(_send_slot(message.subscription_id, rate))
             headers = signed_headers(
                 message_id=message.message_id,
                 timestamp=int(time.time()),
@@ -104,6 +105,20 @@ def send_webhook(
     if status == 429 or status >= 500:
         raise TransientError(f"{message.host} answered {status}", retry_after=attempt.retry_after)
     raise PermanentError(f"{message.host} answered {attempt.error}; not retried")
+
+
+@contextlib.contextmanager
+def _send_slot(subscription_id: int, rate: float | None) -> Iterator[None]:
+    """The subscription's rate slot, then one of the subscribers' shared cap (`webhooks`)
+    for the request only: a message waiting for its rate or a Retry-After holds none of the
+    cap. A message the full cap kept past its rate slot gives the cap's slot back and takes
+    a new rate slot, so waiting for the cap never crowds the subscriber's rate."""
+    while True:
+        slot = wait_for_rate(subscription_id, rate)
+        with provider_slot("webhooks"):
+            if slot is None or rate is None or not is_late(slot, rate):
+                yield
+                return
 
 
 def _report(

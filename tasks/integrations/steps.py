@@ -13,6 +13,7 @@ from booking.enums import BookingEvent
 from booking.models import Booking, BookingHost, ChatAccount, PushDevice
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
+from tasks.caps import provider_slot
 from tasks.clients import bearer, http_client, raise_for_provider
 from tasks.integrations import contacts
 from tasks.integrations.messages import (
@@ -55,16 +56,16 @@ def host_devices(payload: PostCommitPayload) -> list[Device]:
 @task(
     name="send push to host device",
     task_run_name="send push to host device {device.id}",
-    tags=["push"],
     **step_policy("provider"),
 )
 def send_push(device: Device, payload: PostCommitPayload) -> str:
     """One FCM-style message to one device; an invalid token is unregistered."""
     settings = get_settings()
     url = f"{settings.push_base_url}/v1/projects/{settings.push_project_id}/messages:send"
-    response = http_client().post(
-        url, json=push_message(payload, device.token), headers=bearer(settings.push_token)
-    )
+    with provider_slot("push"):
+        response = http_client().post(
+            url, json=push_message(payload, device.token), headers=bearer(settings.push_token)
+        )
     if response.status_code in (400, 404) and _fcm_status(response) in UNREGISTERED:
         with transaction() as session:
             row = session.get(PushDevice, device.id)
@@ -83,7 +84,7 @@ def _fcm_status(response: httpx.Response) -> str | None:
         return None
 
 
-@task(name="sync booking to chat", tags=["chat"], **step_policy("provider"))
+@task(name="sync booking to chat", **step_policy("provider"))
 def sync_chat(payload: PostCommitPayload) -> str:
     """POST a booking that became confirmed (PATCH a reschedule, DELETE a cancellation) for
     hosts with chat accounts; a cancelled booking the chat never had is already gone."""
@@ -99,24 +100,25 @@ def sync_chat(payload: PostCommitPayload) -> str:
     if not accounts:
         return _skip("host has no connected chat accounts")
     headers = {**bearer(settings.chat_api_key), "Idempotency-Key": f"{payload.event_id}:chat"}
-    if method == "DELETE":
-        response = http_client().delete(
-            f"{settings.chat_base_url}/cal_booking/{payload.booking_uid}", headers=headers
-        )
-        if response.status_code == 404:
-            return _skip("chat has no such booking: nothing to remove")
-    else:
-        response = http_client().request(
-            method,
-            f"{settings.chat_base_url}/cal_booking",
-            json=chat_booking(payload, accounts),
-            headers=headers,
-        )
+    with provider_slot("chat"):
+        if method == "DELETE":
+            response = http_client().delete(
+                f"{settings.chat_base_url}/cal_booking/{payload.booking_uid}", headers=headers
+            )
+        else:
+            response = http_client().request(
+                method,
+                f"{settings.chat_base_url}/cal_booking",
+                json=chat_booking(payload, accounts),
+                headers=headers,
+            )
+    if method == "DELETE" and response.status_code == 404:
+        return _skip("chat has no such booking: nothing to remove")
     raise_for_provider(response, "chat")
     return {"POST": "posted", "PATCH": "patched", "DELETE": "deleted"}[method]
 
 
-@task(name="identify hosts in Customer.io", tags=["customerio"], **step_policy("provider"))
+@task(name="identify hosts in Customer.io", **step_policy("provider"))
 def identify_hosts(payload: PostCommitPayload) -> str:
     """PUT every booked host to the Track API (idempotent, so a retry is harmless)."""
     settings = get_settings()
@@ -143,17 +145,18 @@ def identify_hosts(payload: PostCommitPayload) -> str:
             )
         )
     for host in payload.hosts:
-        response = http_client().put(
-            f"{settings.customerio_track_url}/api/v1/customers/{host.id}",
-            auth=(settings.customerio_site_id, api_key),
-            json={
-                "email": host.email,
-                "name": host.name,
-                "last_booking_at": int(payload.created_at.timestamp()),
-                "last_booking_uid": payload.booking_uid,
-                "bookings_count": counts.get(host.id, 0),
-            },
-        )
+        with provider_slot("customerio"):
+            response = http_client().put(
+                f"{settings.customerio_track_url}/api/v1/customers/{host.id}",
+                auth=(settings.customerio_site_id, api_key),
+                json={
+                    "email": host.email,
+                    "name": host.name,
+                    "last_booking_at": int(payload.created_at.timestamp()),
+                    "last_booking_uid": payload.booking_uid,
+                    "bookings_count": counts.get(host.id, 0),
+                },
+            )
         raise_for_provider(response, "Customer.io")
     return f"identified {len(payload.hosts)} hosts"
 
@@ -166,20 +169,21 @@ def sync_contacts(payload: PostCommitPayload) -> str:
     return f"upserted {changed} contacts"
 
 
-@task(name="send analytics event", tags=["analytics"], **step_policy("provider"))
+@task(name="send analytics event", **step_policy("provider"))
 def send_analytics(payload: PostCommitPayload) -> str:
     """One lead/conversion event per booking; the idempotency key makes retries count once."""
     settings = get_settings()
     assert settings.analytics_url
-    response = http_client().post(
-        settings.analytics_url,
-        json=analytics_event(payload),
-        headers={
-            **bearer(settings.analytics_api_key),
-            "Idempotency-Key": f"{payload.booking_uid}:analytics"
-            + (":cancelled" if payload.event == BookingEvent.CANCELLED else ""),
-        },
-    )
+    with provider_slot("analytics"):
+        response = http_client().post(
+            settings.analytics_url,
+            json=analytics_event(payload),
+            headers={
+                **bearer(settings.analytics_api_key),
+                "Idempotency-Key": f"{payload.booking_uid}:analytics"
+                + (":cancelled" if payload.event == BookingEvent.CANCELLED else ""),
+            },
+        )
     raise_for_provider(response, "analytics")
     return "sent"
 

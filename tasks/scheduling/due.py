@@ -38,7 +38,6 @@ from tasks.scheduling.sending import (
 @task(
     name="deliver due webhook trigger",
     task_run_name="deliver due trigger #{trigger_id}",
-    tags=["webhooks"],
     cache_policy=NO_CACHE,
 )
 def deliver_due_trigger(trigger_id: int) -> Outcome:
@@ -126,7 +125,6 @@ def _mark_no_show(booking_id: int, trigger: WebhookTrigger, absent: set[str]) ->
 @task(
     name="send due reminder",
     task_run_name="send due reminder #{reminder_id}",
-    tags=["reminders"],
     cache_policy=NO_CACHE,
 )
 def send_due_reminder(reminder_id: int) -> Outcome:

@@ -1,6 +1,7 @@
 """Senders of due work: reminder emails over SMTP, SMS through a Twilio-like API, and the
 meeting attendance source of no-show checks. Each raises on failure; the caller records it."""
 
+import contextlib
 import smtplib
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -9,6 +10,7 @@ from typing import Any
 from booking.i18n import translate
 from booking.phone import is_e164
 from booking.settings import Settings
+from tasks.caps import provider_slot
 from tasks.clients import bearer, http_client, raise_for_provider
 from tasks.errors import PermanentError
 from tasks.templates import render_template
@@ -36,11 +38,13 @@ def reminder_text(
 class Mailer:
     """Sends emails over one SMTP connection, opened for the first and kept for the next
     (a cancellation tells the attendees and the host in one step); after a failure the next
-    email opens a new one. Use it as a context manager: the connection is closed at the end."""
+    email opens a new one. Use it as a context manager: the connection is closed at the end.
+    An open connection holds one slot of the `reminders` cap (tasks/caps.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._smtp: smtplib.SMTP | None = None
+        self._slot = contextlib.ExitStack()
 
     def send(self, *, to: str, subject: str, body: str, message_key: str) -> None:
         settings = self._settings
@@ -64,6 +68,7 @@ class Mailer:
         """Send on the open connection (opened if none); on any failure it is closed."""
         try:
             if self._smtp is None:
+                self._slot.enter_context(provider_slot("reminders"))
                 self._smtp = self._connect()
             self._smtp.send_message(message)
         except Exception:
@@ -85,12 +90,13 @@ class Mailer:
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
         try:
-            smtp.quit()
+            if smtp is not None:
+                smtp.quit()
         except (smtplib.SMTPException, OSError):
             smtp.close()  # the messages were accepted; a failed goodbye loses nothing
+        finally:
+            self._slot.close()
 
     def __enter__(self) -> "Mailer":
         return self
@@ -110,11 +116,12 @@ def send_sms(settings: Settings, *, to: str, body: str) -> None:
         raise InvalidRecipient("phone number is not in E.164 form")
     if not (settings.sms_base_url and settings.sms_account_sid and settings.sms_auth_token):
         raise PermanentError("SMS is not configured")
-    response = http_client().post(
-        f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json",
-        data={"To": to, "From": settings.sms_from, "Body": body},
-        auth=(settings.sms_account_sid, settings.sms_auth_token.get_secret_value()),
-    )
+    with provider_slot("reminders"):
+        response = http_client().post(
+            f"{settings.sms_base_url}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json",
+            data={"To": to, "From": settings.sms_from, "Body": body},
+            auth=(settings.sms_account_sid, settings.sms_auth_token.get_secret_value()),
+        )
     raise_for_provider(response, "SMS provider")
 
 

@@ -167,7 +167,6 @@ def notice_key(payload: PostCommitPayload, notice: Notice) -> str:
 @task(
     name="send booking notices",
     task_run_name="send {payload.event.value} notices",
-    tags=["reminders"],
     **step_policy("provider"),
 )
 def send_notices(payload: PostCommitPayload) -> str:

@@ -73,7 +73,6 @@ def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
 @task(
     name="deliver webhook",
     task_run_name="deliver {message.trigger} to {message.host} #{message.subscription_id}",
-    tags=["webhooks"],
     **step_policy("webhook"),
 )
 def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport | None]:

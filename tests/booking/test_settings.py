@@ -36,3 +36,27 @@ def test_no_prefect_api_at_all_is_one_clear_error(
         pytest.raises(DispatchConfigError, match="BOOKING_PREFECT_API_URL"),
     ):
         PostCommitDispatcher(engine=engine, settings=Settings())
+
+
+def test_provider_caps_keep_the_defaults_they_do_not_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from booking.settings import PROVIDER_CAPS
+
+    monkeypatch.setenv("BOOKING_PROVIDER_CAPS", '{"webhooks": 40}')
+    assert Settings().provider_caps == {**PROVIDER_CAPS, "webhooks": 40}
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ('{"webhook": 40}', "unknown providers \\['webhook'\\]; known: webhooks, push"),
+        ('{"push": 0}', "provider_caps.push\n  Input should be greater than 0"),
+    ],
+)
+def test_a_bad_provider_cap_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, value: str, error: str
+) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("BOOKING_PROVIDER_CAPS", value)
+    with pytest.raises(ValidationError, match=error):
+        Settings()

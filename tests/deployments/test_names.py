@@ -48,12 +48,15 @@ def test_arrangements_start_the_bundled_flow_or_each_concern() -> None:
     assert ARRANGEMENTS["per-concern"] == CONCERNS
 
 
-def test_every_tag_on_a_step_is_a_provider_with_a_concurrency_limit() -> None:
+def test_no_step_carries_a_tag_and_every_capped_call_names_a_known_provider() -> None:
+    """A tagged task run asks Prefect for a concurrency lease, renews and releases it, even
+    for a tag without a limit; the providers' caps are held in the bookings database."""
     import importlib
     import pkgutil
+    import re
 
     import tasks
-    from deployments.names import PROVIDER_LIMITS
+    from booking.settings import PROVIDER_CAPS
 
     steps = [
         value
@@ -61,6 +64,11 @@ def test_every_tag_on_a_step_is_a_provider_with_a_concurrency_limit() -> None:
         for value in vars(importlib.import_module(info.name)).values()
         if isinstance(value, Task)
     ]
-    tags = {tag for step in steps for tag in step.tags}
-
-    assert tags == set(PROVIDER_LIMITS)
+    assert steps
+    assert {tag for step in steps for tag in step.tags} == set()
+    capped = {
+        name
+        for path in Path(tasks.__path__[0]).rglob("*.py")
+        for name in re.findall(r'provider_slot\("([a-z]+)"\)', path.read_text())
+    }
+    assert capped == set(PROVIDER_CAPS)

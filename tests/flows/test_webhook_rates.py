@@ -176,3 +176,50 @@ def test_a_subscriber_gets_the_rate_it_set(db: Session, httpserver: HTTPServer) 
     arrivals = sorted(clock.arrivals["/rated"])
     gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
     assert 1 / statistics.median(gaps) == pytest.approx(5, rel=0.1)
+
+
+def test_a_message_the_full_cap_kept_past_its_rate_slot_takes_a_new_slot(
+    db: Session, httpserver: HTTPServer, configure
+) -> None:
+    """The subscribers' cap is taken after the rate's slot, for the request only; a message
+    that waited for the cap beyond its slot's window reserves a new slot instead of going
+    out late beside the next message."""
+    import threading
+
+    from booking.models import WebhookSubscription
+    from booking.outbox import load_payload
+    from cli.admin import update_subscription
+    from tasks.caps import release, try_acquire
+    from tasks.delivery.message import Subscriber, booking_messages
+    from tasks.delivery.send import send_webhook
+
+    configure(provider_caps='{"webhooks": 1}')
+    clock = Clock(httpserver, "/rated")
+    event_type = make_event_type(db)
+    sub = make_subscription(db, httpserver.url_for("/rated"), CREATED, event_type_id=event_type.id)
+    update_subscription(db, sub.id, rate=5)
+    (message,) = booking_messages(
+        load_payload(db, book(db, event_type).event_id),
+        WebhookTrigger.BOOKING_CREATED,
+        [Subscriber(sub.id, "localhost")],
+    )
+    held = try_acquire("webhooks", 1)  # another delivery holds the only slot
+    assert held is not None
+    reports = []
+    sender = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(lambda: reports.append(send_webhook(message, attempt_no=1)),),
+    )
+    started = time.time()
+    sender.start()
+    time.sleep(1.0)
+    assert clock.ids["/rated"] == []  # its rate slot came and went; the cap held it back
+    released = time.time()
+    release("webhooks", held)
+    sender.join(timeout=30)
+
+    assert [report.outcome for report in reports] == ["delivered"]
+    assert clock.ids["/rated"] == [message.message_id]
+    db.expire_all()
+    # A second slot was reserved after the cap was free (the first one was at `started`).
+    assert db.get(WebhookSubscription, sub.id).next_send_at > released > started + 0.9

@@ -9,6 +9,9 @@ from booking.settings import Settings
 from tasks.scheduling.sending import Mailer, send_email
 from tests.helpers import smtp_server
 
+# A connection holds a slot of the `reminders` cap, kept in the bookings database.
+pytestmark = pytest.mark.usefixtures("configure")
+
 
 def settings_for(port: int) -> Settings:
     return Settings(smtp_host="127.0.0.1", smtp_port=port)
@@ -70,3 +73,20 @@ def test_a_refused_recipient_fails_only_its_own_email() -> None:
             mailer.send(to="gone@example.com", subject="s", body="b", message_key="k-1")
         mailer.send(to="host@example.com", subject="ok", body="b", message_key="k-2")
     assert [m["Subject"] for m in inbox.messages] == ["ok"]
+
+
+def test_an_open_connection_holds_one_reminders_slot_until_it_is_closed(session) -> None:
+    from sqlmodel import func, select
+
+    from booking.models import ProviderLease
+
+    def held() -> int:
+        session.expire_all()
+        return session.exec(select(func.count()).select_from(ProviderLease)).one()
+
+    with smtp_server() as inbox, Mailer(settings_for(inbox.port)) as mailer:
+        assert held() == 0  # nothing taken before the first email
+        mailer.send(to="a@example.com", subject="One", body="1", message_key="k1")
+        mailer.send(to="b@example.com", subject="Two", body="2", message_key="k2")
+        assert held() == 1  # one connection, one slot, for both emails
+    assert held() == 0
