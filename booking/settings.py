@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         ge=45,
         description="A run Running with no heartbeat this long is marked Crashed.",
     )
+    worker_run_limit: int = Field(
+        default=16,
+        ge=0,
+        description="Most flow runs one worker runs at once (0: no limit); the rest wait.",
+    )
     worker_stop_grace_seconds: float = Field(
         default=60.0,
         ge=0,

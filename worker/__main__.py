@@ -57,7 +57,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", default=WORK_POOL, help=f"work pool (default {WORK_POOL})")
     parser.add_argument("--name", help="worker name (default: a new one each start)")
-    parser.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        help="most flow runs at once, 0 for no limit (default: BOOKING_WORKER_RUN_LIMIT, 16)",
+    )
     parser.add_argument(
         "--work-queue", action="append", dest="work_queues", help="poll only this queue"
     )
@@ -69,7 +73,9 @@ def main() -> None:
         " (default: BOOKING_WORKER_STOP_GRACE_SECONDS, 60)",
     )
     args = parser.parse_args()
-    grace = args.grace if args.grace is not None else get_settings().worker_stop_grace_seconds
+    settings = get_settings()
+    grace = args.grace if args.grace is not None else settings.worker_stop_grace_seconds
+    limit = args.limit if args.limit is not None else settings.worker_run_limit
     socket_path = Path(tempfile.gettempdir()) / f"booking-forkserver-{os.getpid()}.sock"
     # Runs inherit this process's environment.
     os.environ[SOCKET_ENV] = str(socket_path)
@@ -108,7 +114,7 @@ def main() -> None:
         work_pool_name=args.pool,
         work_queues=args.work_queues,
         name=args.name,
-        limit=args.limit,
+        limit=limit or None,
     )
     anyio.run(serve, worker, grace)
 

@@ -74,11 +74,22 @@ class DrainingWorker(ProcessWorker):
         super().__init__(*args, **kwargs)
         self.draining = False
         self.in_flight: dict[UUID, int | None] = {}  # flow run id -> its launcher's pid
+        # Called when a run that ran ends and frees a place under the limit (worker/wake.py);
+        # not for a run the server would not let start, which would only be refused again.
+        self.on_place_freed: Callable[[], None] | None = None
+        self._ended: set[UUID] = set()
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         if self.draining:
             return []
         return await super().get_and_submit_flow_runs()
+
+    def _release_limit_slot(self, flow_run_id: UUID) -> None:
+        super()._release_limit_slot(flow_run_id)
+        if flow_run_id in self._ended:
+            self._ended.discard(flow_run_id)
+            if self.on_place_freed is not None:
+                self.on_place_freed()
 
     async def run(
         self,
@@ -97,6 +108,7 @@ class DrainingWorker(ProcessWorker):
             return await super().run(flow_run, configuration, status)  # type: ignore[arg-type]
         finally:
             self.in_flight.pop(flow_run.id, None)
+            self._ended.add(flow_run.id)
 
     def holding(self) -> set[UUID]:
         """The runs this worker took and has not seen end: being submitted, or running."""

@@ -7,6 +7,10 @@ it once per look, not once per event. Polling stays as the safety net, every
 `PREFECT_WORKER_QUERY_SECONDS` (10 s by default, `python -m worker`): runs scheduled for later
 (the periodic deployments) are fetched up to Prefect's prefetch window ahead of their time,
 and a worker whose stream is down still finds every run by its next poll.
+
+A worker at its run limit (`--limit`, `BOOKING_WORKER_RUN_LIMIT`) leaves the runs it has no
+place for Scheduled; each of its runs that ends wakes it to look again, so they start as
+places free, not at the next poll.
 """
 
 from typing import TYPE_CHECKING
@@ -36,6 +40,11 @@ async def wake_on_scheduled_runs(worker: "DrainingWorker") -> None:
         await anyio.sleep(0.1)
     logger = worker._logger
     wanted = anyio.Event()
+
+    def look_again() -> None:
+        wanted.set()
+
+    worker.on_place_freed = look_again
 
     async def follow() -> None:
         event_filter = waking_filter(str(worker._work_pool.id))

@@ -6,6 +6,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from uuid import UUID
 
@@ -193,5 +194,32 @@ def test_a_run_starts_when_scheduled_not_at_the_next_poll(
 
         assert run.state_type.value == "COMPLETED"
         assert marker in worker_output(stack, "woken-worker")
+    finally:
+        stack.stop_process(worker, timeout=5)
+
+
+def test_a_worker_at_its_limit_starts_the_next_run_as_one_ends_not_at_the_next_poll(
+    stack: LocalPrefect, client: SyncPrefectClient
+) -> None:
+    """`--limit 1`: three runs scheduled at once run one after another, each started when
+    the one before ends (the worker polls every five minutes)."""
+    pool = "start-path-limited"
+    stack.create_pool(pool)
+    worker = stack.start_worker(
+        "--limit", "1", name="limited-worker", pool=pool,
+        env={"PREFECT_WORKER_QUERY_SECONDS": "300"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "event stream followed" not in worker_output(stack, "limited-worker"):
+            assert time.monotonic() < deadline, worker_output(stack, "limited-worker")
+            time.sleep(0.2)
+        ids = [start(client, pool, marker=f"limited-{n}", seconds=2) for n in range(3)]
+
+        runs = [wait_final(client, run_id, timeout=120) for run_id in ids]
+
+        assert [run.state_type.value for run in runs] == ["COMPLETED"] * 3
+        spans = sorted((run.start_time, run.end_time) for run in runs)
+        assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
     finally:
         stack.stop_process(worker, timeout=5)
