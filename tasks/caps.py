@@ -110,7 +110,15 @@ def provider_slot(provider: str) -> Iterator[None]:
     try:
         yield
     finally:
-        release(provider, lease_id)
+        try:
+            release(provider, lease_id)
+        except Exception:  # the call was made: failing the step now would make it again
+            logger.warning(
+                "could not give back a %s slot (it lapses in %.0f s)",
+                provider,
+                LEASE_SECONDS,
+                exc_info=True,
+            )
 
 
 def _lock_key(provider: str) -> int:

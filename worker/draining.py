@@ -74,22 +74,28 @@ class DrainingWorker(ProcessWorker):
         super().__init__(*args, **kwargs)
         self.draining = False
         self.in_flight: dict[UUID, int | None] = {}  # flow run id -> its launcher's pid
-        # Called when a run that ran ends and frees a place under the limit (worker/wake.py);
-        # not for a run the server would not let start, which would only be refused again.
+        # Called when a run that ran ends and frees a place under the limit while the last
+        # look for runs found the worker full (worker/wake.py): not after every run, which
+        # would cost the server a look each, nor for a run the server would not let start.
         self.on_place_freed: Callable[[], None] | None = None
         self._ended: set[UUID] = set()
+        self._was_full = False
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         if self.draining:
             return []
-        return await super().get_and_submit_flow_runs()
+        submitted = await super().get_and_submit_flow_runs()
+        self._was_full = self._limiter is not None and self._limiter.available_tokens == 0
+        return submitted
 
     def _release_limit_slot(self, flow_run_id: UUID) -> None:
         super()._release_limit_slot(flow_run_id)
-        if flow_run_id in self._ended:
-            self._ended.discard(flow_run_id)
-            if self.on_place_freed is not None:
-                self.on_place_freed()
+        if flow_run_id not in self._ended:
+            return
+        self._ended.discard(flow_run_id)
+        if self._was_full and self.on_place_freed is not None:
+            self._was_full = False
+            self.on_place_freed()
 
     async def run(
         self,

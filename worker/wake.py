@@ -9,8 +9,8 @@ it once per look, not once per event. Polling stays as the safety net, every
 and a worker whose stream is down still finds every run by its next poll.
 
 A worker at its run limit (`--limit`, `BOOKING_WORKER_RUN_LIMIT`) leaves the runs it has no
-place for Scheduled; each of its runs that ends wakes it to look again, so they start as
-places free, not at the next poll.
+place for Scheduled; when it was full at its last look, the next of its runs to end wakes it
+to look again, so they start as places free, not at the next poll.
 """
 
 from typing import TYPE_CHECKING

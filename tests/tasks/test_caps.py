@@ -114,3 +114,18 @@ def test_a_provider_without_a_cap_is_a_bug_named_at_once(configure) -> None:
     configure()
     with pytest.raises(KeyError, match="no cap for 'email'"), provider_slot("email"):
         pass
+
+
+def test_a_slot_that_cannot_be_given_back_does_not_fail_the_call_made(
+    configure, session: Session, caplog
+) -> None:
+    """The call is made when the slot is given back: failing then would make it again on a
+    retry. The slot lapses instead."""
+    from sqlalchemy import text
+
+    configure()
+    with caplog.at_level("WARNING", logger="tasks.caps"), provider_slot("chat"):
+        session.execute(text("DROP TABLE providerlease"))  # the database loses the slot
+        session.commit()
+
+    assert "could not give back a chat slot (it lapses in 300 s)" in caplog.messages
