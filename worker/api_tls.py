@@ -3,8 +3,8 @@
 Prefect builds a certificate-checking TLS context for every API client it makes, loading the
 certificate bundle named by `PREFECT_API_SSL_CERT_FILE` (certifi's 140-odd roots by default),
 whether the API URL is https or not. That load takes about 40 ms of CPU, and a flow run makes
-about a dozen clients: the engine's, its log, event and concurrency services', one per renewal
-and one per release of a tag concurrency slot, the server version check. Over plain HTTP the
+about a dozen clients: the engine's, its log, event and concurrency services', the server
+version check. Over plain HTTP the
 context is never used, so the worker points the setting at a file of one certificate, which
 loads in about a millisecond. The setting otherwise falls back to `SSL_CERT_FILE`, the
 machine's whole bundle, which over plain HTTP is not used either. An https API, or
