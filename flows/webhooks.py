@@ -24,6 +24,7 @@ from tasks.outbox import OUTCOME_HOOKS
 from tasks.retry import with_policy
 from tasks.snapshot import load_snapshot
 from tasks.webhooks.steps import (
+    booking_subscriptions,
     delete_original_triggers,
     deliver_webhook,
     find_subscribers,
@@ -35,13 +36,16 @@ from tasks.webhooks.steps import (
 def webhook_steps(payload: PostCommitPayload) -> list[PrefectFuture]:
     """Submit the concern's steps for one booking event, in the order of the sequence diagram."""
     steps: list[PrefectFuture] = []
+    subscriptions = booking_subscriptions(payload)
     if payload.event == BookingEvent.CREATED and payload.is_reschedule:
         steps.append(with_policy(delete_original_triggers).submit(payload))
-    if payload.plans_confirmed_work and wants_meeting_triggers(payload):
+    if payload.plans_confirmed_work and wants_meeting_triggers(subscriptions):
         steps.append(with_policy(schedule_meeting_triggers).submit(payload))
     earlier: list[PrefectFuture] = []
     for trigger in booking_triggers(payload):  # each waits for the one before (PAID, CREATED)
-        messages = booking_messages(payload, trigger, find_subscribers(payload, trigger))
+        messages = booking_messages(
+            payload, trigger, find_subscribers(payload, trigger, subscriptions)
+        )
         earlier = with_policy(deliver_webhook).map(
             messages, wait_for=[allow_failure(f) for f in earlier]
         )

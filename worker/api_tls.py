@@ -1,15 +1,15 @@
 """A TLS context that costs a millisecond, not forty, for Prefect's clients over plain HTTP.
 
 Prefect builds a certificate-checking TLS context for every API client it makes, loading the
-certificate bundle named by `PREFECT_API_SSL_CERT_FILE` (certifi's 140-odd roots by default),
-whether the API URL is https or not. That load takes about 40 ms of CPU, and a flow run makes
-about a dozen clients: the engine's, its log, event and concurrency services', the server
-version check. Over plain HTTP the
-context is never used, so the worker points the setting at a file of one certificate, which
-loads in about a millisecond. The setting otherwise falls back to `SSL_CERT_FILE`, the
-machine's whole bundle, which over plain HTTP is not used either. An https API, or
-`PREFECT_API_TLS_INSECURE_SKIP_VERIFY`, is left as it is; were a plain-HTTP API ever to send
-a client to https, its certificate would be checked against that one root and refused.
+certificate bundle named by `PREFECT_API_SSL_CERT_FILE` (certifi's 140-odd roots by
+default), whether the API URL is https or not. That load takes about 40 ms of CPU, and a
+flow run makes about a dozen clients: the engine's, its log, event and concurrency
+services', the server version check. Over plain HTTP the context is never used, so the
+worker points the setting at a file of one certificate, which loads in about a millisecond.
+The setting otherwise falls back to `SSL_CERT_FILE`, the machine's whole bundle, which over
+plain HTTP is not used either. An https API, or `PREFECT_API_TLS_INSECURE_SKIP_VERIFY`, is
+left as it is; were a plain-HTTP API ever to send a client to https, its certificate would
+be checked against that one root and refused.
 """
 
 import os

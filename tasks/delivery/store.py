@@ -30,19 +30,36 @@ def find_subscriptions(
     A URL subscribed at several scopes is counted once, at its most specific scope
     (event type, then user, then team).
     """
-    wanted = set(triggers)
+    return choose_subscriptions(subscriptions_in_scope(session, payload), triggers)
+
+
+def subscriptions_in_scope(
+    session: Session, payload: PostCommitPayload
+) -> list[WebhookSubscription]:
+    """Every active subscription of the booking's hosts, event type or team, whatever its
+    triggers: one read, from which `choose_subscriptions` picks per trigger."""
     scopes = [
         col(WebhookSubscription.user_id).in_([h.id for h in payload.hosts]),
         WebhookSubscription.event_type_id == payload.event_type.id,
     ]
     if payload.team_id is not None:
         scopes.append(WebhookSubscription.team_id == payload.team_id)
-    rows = session.exec(
-        select(WebhookSubscription).where(
-            WebhookSubscription.active == True,  # noqa: E712
-            or_(*scopes),
-        )
-    ).all()
+    return list(
+        session.exec(
+            select(WebhookSubscription).where(
+                WebhookSubscription.active == True,  # noqa: E712
+                or_(*scopes),
+            )
+        ).all()
+    )
+
+
+def choose_subscriptions(
+    rows: Iterable[WebhookSubscription], triggers: Iterable[WebhookTrigger]
+) -> list[WebhookSubscription]:
+    """Those of `rows` subscribed to any of `triggers`, a URL once, at its most specific
+    scope (event type, then user, then team)."""
+    wanted = set(triggers)
 
     def specificity(sub: WebhookSubscription) -> tuple[int, int]:
         rank = 0 if sub.event_type_id else 1 if sub.user_id else 2

@@ -9,6 +9,7 @@ from prefect.states import Completed, State
 
 from booking.db import configured_engine, transaction
 from booking.enums import MEETING_TRIGGERS, WebhookTrigger
+from booking.models import WebhookSubscription
 from booking.payload import PostCommitPayload
 from booking.settings import get_settings
 from booking.timeutil import utcnow
@@ -19,22 +20,29 @@ from tasks.delivery.send import DeliveryReport, send_webhook
 from tasks.retry import is_transient, step_policy
 
 
-def find_subscribers(payload: PostCommitPayload, trigger: WebhookTrigger) -> list[Subscriber]:
-    """Active subscriptions to this event for the booking's hosts, event type or team."""
+def booking_subscriptions(payload: PostCommitPayload) -> list[WebhookSubscription]:
+    """The active subscriptions of the booking's hosts, event type or team, read once for
+    every trigger the run looks at."""
     with transaction() as session:
-        subs = store.find_subscriptions(session, payload, [trigger])
-        found = [Subscriber(s.id, url_host(s.subscriber_url)) for s in subs]  # type: ignore[arg-type]
+        return store.subscriptions_in_scope(session, payload)
+
+
+def find_subscribers(
+    payload: PostCommitPayload, trigger: WebhookTrigger, subscriptions: list[WebhookSubscription]
+) -> list[Subscriber]:
+    """Which of the booking's `subscriptions` take this event."""
+    subs = store.choose_subscriptions(subscriptions, [trigger])
+    found = [Subscriber(s.id, url_host(s.subscriber_url)) for s in subs]  # type: ignore[arg-type]
     if not found:
         get_run_logger().info("no %s subscribers for booking %s", trigger, payload.booking_uid)
     return found
 
 
-def wants_meeting_triggers(payload: PostCommitPayload) -> bool:
-    """Whether a subscriber of this booking takes MEETING_STARTED or MEETING_ENDED. Without
-    one the step that stores them is not run: it would store nothing, and a task run costs
-    the Prefect server three state events. The run's log says it was skipped."""
-    with transaction() as session:
-        wanted = bool(store.find_subscriptions(session, payload, MEETING_TRIGGERS))
+def wants_meeting_triggers(subscriptions: list[WebhookSubscription]) -> bool:
+    """Whether one of the booking's `subscriptions` takes MEETING_STARTED or MEETING_ENDED.
+    Without one the step that stores them is not run: it would store nothing, and a task run
+    costs the Prefect server three state events. The run's log says it was skipped."""
+    wanted = bool(store.choose_subscriptions(subscriptions, MEETING_TRIGGERS))
     if not wanted:
         get_run_logger().info(
             "schedule meeting triggers skipped: no subscriber to %s",
