@@ -170,6 +170,14 @@ class Settings(BaseSettings):
     due_max_attempts: int = Field(
         default=5, gt=0, description="Sweeps that may try one due item before it stays failed."
     )
+    due_sweep_seconds: int = Field(
+        default=60,
+        gt=0,
+        le=3600,
+        description="Due-work sweeps are planned on multiples of this many seconds: at most "
+        "one a period, a due row sent within about this long of its due time, and work a sweep "
+        "left (a failed row, a held message) looked at again after this long.",
+    )
     due_lease_seconds: float = Field(
         default=300.0, gt=0, description="How long a sweep's claim on a due item holds."
     )

@@ -10,6 +10,7 @@ A message held back for an earlier one of its booking is sent by a due-work swee
 as soon as the earlier one is settled (`start_due_work`), not at the next scheduled sweep.
 """
 
+from datetime import datetime
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
@@ -19,6 +20,7 @@ from deployments.names import DELIVER_DUE_WORK, DeploymentName, booking_tag, ide
 
 REPLAY_TAG = "replay"
 RELEASE_TAG = "release"
+PLANNED_TAG = "planned"
 
 
 async def create_event_run(
@@ -52,4 +54,19 @@ def start_due_work(client: SyncPrefectClient, *, key: str, booking_uids: list[st
         deployment.id,
         idempotency_key=f"release:{key}",
         tags=[RELEASE_TAG, *(f"release:{uid}" for uid in booking_uids[:10])],
+    )
+
+
+def schedule_due_work(client: SyncPrefectClient, deployment_id: UUID, at: datetime) -> FlowRun:
+    """A due-work sweep scheduled at `at`, because work falls due then; once per `at`, whoever
+    asks. Tagged `planned`: the deployment's own schedule is only the net under these."""
+    from prefect.states import Scheduled
+
+    return client.create_flow_run_from_deployment(
+        deployment_id,
+        state=Scheduled(scheduled_time=at),
+        # As the flow names a sweep when it starts; the UI lists the planned one by it.
+        name=f"due-work-{at:%Y%m%d-%H%M%S}",
+        idempotency_key=f"planned:{at:%Y-%m-%dT%H:%M:%SZ}",
+        tags=[PLANNED_TAG],
     )

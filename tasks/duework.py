@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col
 
 from booking.claims import claim
-from booking.db import transaction
+from booking.db import configured_engine, transaction
 from booking.enums import BookingStatus, WorkStatus
 from booking.models import Booking, ScheduledTrigger, WebhookRedelivery, WorkflowReminder
 from booking.models.work import DueWork
@@ -166,3 +166,38 @@ def summarise_sweep(now: datetime, outcomes: list[Outcome | BaseException]) -> d
     )
     get_run_logger().info(", ".join(f"{n} {k}" for k, n in counts.items()))
     return counts
+
+
+def plan_next_sweep(*, after_sweep: bool = False) -> datetime | None:
+    """Ask for a due-work sweep when the earliest pending row falls due (handoff/sweeps.py):
+    called after storing due rows, and by each sweep as it ends (`after_sweep`). Only in a
+    deployment's run; a flow called directly (a test, a shell) plans nothing. A failure is
+    logged, not raised: the rows are stored, and the deployment's scheduled sweep is the net.
+    Returns the minute planned, if one was."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    from handoff.sweeps import plan_sweep
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.deployment_id is None:
+        return None
+    logger = get_run_logger()
+    try:
+        with get_client(sync_client=True) as client:
+            at = plan_sweep(
+                configured_engine(),
+                client,
+                utcnow(),
+                period=get_settings().due_sweep_seconds,
+                after_sweep=after_sweep,
+            )
+    except Exception as exc:
+        logger.warning(
+            "could not plan a due-work sweep (%s); the scheduled sweep sends what is due",
+            type(exc).__name__,
+        )
+        return None
+    if at is not None:
+        logger.info("due-work sweep planned at %s UTC", f"{at:%Y-%m-%d %H:%M:%S}")
+    return at

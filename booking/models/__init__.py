@@ -18,6 +18,7 @@ from booking.models.webhooks import (
     WebhookRedelivery,
     WebhookSubscription,
 )
+from booking.models.work import PlannedSweep
 from booking.models.workflows import (
     NOTICE_KEY_PREFIX,
     Workflow,
@@ -38,6 +39,7 @@ __all__ = [
     "Membership",
     "OutboxEvent",
     "Payment",
+    "PlannedSweep",
     "ProviderLease",
     "PushDevice",
     "ScheduledTrigger",

@@ -31,3 +31,10 @@ class DueWork(Leased):
     skip_reason: str | None = None
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=True)
+
+
+class PlannedSweep(SQLModel, table=True):
+    """A due-work sweep asked of Prefect for the minute `at`: one row, so one run, per
+    minute, however many processes want a sweep then (booking/sweeps.py)."""
+
+    at: datetime = Field(sa_type=UTCDateTime, primary_key=True)

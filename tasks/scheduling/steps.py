@@ -22,6 +22,7 @@ from booking.payload import PostCommitPayload, cancellation_note
 from booking.settings import get_settings
 from booking.timeutil import utcnow
 from tasks.delivery import store
+from tasks.duework import plan_next_sweep
 from tasks.retry import is_transient, step_policy
 from tasks.scheduling.plan import (
     Notice,
@@ -46,6 +47,8 @@ def schedule_later_work(payload: PostCommitPayload) -> str:
         mandatory = store_reminders(session, payload, mandatory_reminders(payload, rules))
         workflow = store_reminders(session, payload, plan_workflow_reminders(payload, rules))
         no_show = store_no_show_checks(session, payload)
+    if mandatory or workflow or no_show:
+        plan_next_sweep()
     summary = (
         f"{mandatory} mandatory and {workflow} workflow reminders, {no_show} no-show checks"
         f" stored for booking {payload.booking_uid}"

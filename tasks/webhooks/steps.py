@@ -17,6 +17,7 @@ from tasks.delivery import store
 from tasks.delivery.message import Subscriber, WebhookMessage, url_host
 from tasks.delivery.order import waits_for
 from tasks.delivery.send import DeliveryReport, send_webhook
+from tasks.duework import plan_next_sweep
 from tasks.retry import is_transient, step_policy
 
 
@@ -74,6 +75,8 @@ def schedule_meeting_triggers(payload: PostCommitPayload) -> int:
         stored = store.store_triggers(
             session, payload, MEETING_TRIGGERS, lambda _sub, trigger: due[trigger]
         )
+    if stored:
+        plan_next_sweep()
     get_run_logger().info("stored %d meeting triggers for booking %s", stored, payload.booking_uid)
     return stored
 
@@ -112,6 +115,7 @@ def deliver_webhook(message: WebhookMessage) -> State[DeliveryReport | None]:
         due_at = utcnow() + timedelta(seconds=delays[0])
         with transaction() as session:
             store.add_redelivery_once(session, message, due_at)
+        plan_next_sweep()
         get_run_logger().warning(
             "%s still failing after %d attempts; redelivery at %s",
             message.host,

@@ -23,14 +23,16 @@ from werkzeug import Request, Response
 
 from booking.db import make_engine, upgrade_schema
 from booking.enums import WorkStatus
-from booking.models import OutboxEvent, WebhookRedelivery
+from booking.models import OutboxEvent, WebhookRedelivery, WorkflowReminder
 from booking.service import create_booking
 from booking.settings import Settings
+from booking.timeutil import utcnow
 from booking.transitions import cancel_booking, confirm_booking
 from deployments.names import DELIVER_DUE_WORK
 from handoff.dispatch import PostCommitDispatcher
+from handoff.runs import PLANNED_TAG
 from local.stack import LocalPrefect, free_port
-from tests.factories import booking_request, make_event_type, make_subscription
+from tests.factories import booking_request, make_event_type, make_subscription, make_workflow
 from tests.helpers import TEST_SETTINGS, Inbox, runs_of_booking, smtp_server
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,7 @@ def stack(
             "BOOKING_SMTP_PORT": str(mailbox.port),
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "BOOKING_WEBHOOK_TIMEOUT_SECONDS": "10",  # a subscriber here may take seconds
+            "BOOKING_DUE_SWEEP_SECONDS": "5",  # planned sweeps 5 s apart, not a minute
         },
     )
     stack.start()
@@ -229,6 +232,60 @@ def test_a_booking_is_requested_confirmed_and_cancelled_through_a_worker(
     ]
     assert bodies[-1]["payload"]["cancellationReason"] == "ill"
     assert len(mailbox.messages) - mails_before == 2  # the attendee and the host
+    engine.dispose()
+
+
+def test_a_reminder_goes_out_in_a_sweep_planned_for_when_it_falls_due(
+    stack: tuple[LocalPrefect, str],
+) -> None:
+    """No sweep runs on the clock between now and the reminder (the deployment's schedule is
+    every ten minutes): the scheduling step plans one for when the reminder falls due."""
+    prefect, database_url = stack
+    engine = make_engine(database_url)
+    settings = Settings(database_url=database_url, prefect_api_url=prefect.api_url)
+    with (
+        Session(engine, expire_on_commit=False) as session,
+        PostCommitDispatcher(engine=engine, settings=settings) as dispatcher,
+    ):
+        event_type = make_event_type(session)
+        make_workflow(session, event_type, "BEFORE_EVENT", "EMAIL_HOST", hours=1)
+        start = utcnow() + timedelta(hours=1, seconds=10)  # the host's reminder due in 10 s
+        booked = create_booking(
+            booking_request(event_type, start=start), session=session, handoff=dispatcher
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            session.expire_all()
+            reminder = session.exec(
+                select(WorkflowReminder).where(
+                    WorkflowReminder.booking_id == booked.booking_id,
+                    col(WorkflowReminder.workflow_step_id).is_not(None),
+                )
+            ).one_or_none()  # stored once the booking's run has run
+            if reminder is not None and reminder.status != WorkStatus.PENDING:
+                break
+            assert time.monotonic() < deadline, "the reminder was not sent"
+            time.sleep(0.5)
+    with SyncPrefectClient(prefect.api_url) as client:
+        # The sweep that sent it: planned, started once the reminder was due, and Completed
+        # (it may still be finishing when the row reads SENT).
+        deadline = time.monotonic() + 60
+        while True:
+            planned = [
+                r
+                for r in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[PLANNED_TAG]))
+                )
+                if r.start_time is not None and r.start_time >= reminder.due_at
+            ]
+            if planned and all(r.state is not None and r.state.is_final() for r in planned):
+                break
+            assert time.monotonic() < deadline, [r.state_type for r in planned]
+            time.sleep(0.5)
+
+    assert reminder.status == WorkStatus.SENT
+    assert reminder.sent_at is not None and reminder.sent_at >= reminder.due_at
+    assert all(r.state is not None and r.state.is_completed() for r in planned)
     engine.dispose()
 
 
