@@ -86,6 +86,9 @@ class SlowSubscriber:
     def __init__(self, httpserver: HTTPServer):
         self.ids: dict[str, set[str]] = defaultdict(set)
         self.first = threading.Event()
+        # Set once the worker is killed: until then every delivery is held (up to 20 s, below
+        # the webhook timeout), so the kill finds runs mid-delivery however slowly they start.
+        self.released = threading.Event()
         httpserver.expect_request("/slow").respond_with_handler(self.handle)
         self.url = httpserver.url_for("/slow")
 
@@ -95,7 +98,7 @@ class SlowSubscriber:
         uid = json.loads(request.get_data())["payload"]["uid"]
         self.ids[uid].add(request.headers["webhook-id"])
         self.first.set()
-        time.sleep(2)
+        self.released.wait(20)
         return Response("ok")
 
 
@@ -139,6 +142,7 @@ def test_a_killed_worker_loses_nothing(
             time.sleep(0.2)
     kill_host(worker.pid)  # the worker, its forkserver and every run, at once
     worker.wait()
+    subscriber.released.set()
     killed_at = time.monotonic()
     prefect.start_worker(name="worker-2")
 
