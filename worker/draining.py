@@ -33,6 +33,8 @@ HAND_BACK = signal.SIGUSR1
 POLL_SECONDS = 0.2
 # How long a handed-back run's launcher may take to report its engine gone.
 HAND_BACK_WAIT_SECONDS = 10.0
+# How long a worker signalled during its start-up lets the start-up finish before stopping.
+SETUP_WAIT_SECONDS = 30.0
 
 
 class _NotePid:
@@ -196,6 +198,14 @@ async def serve(worker: DrainingWorker, grace: float) -> None:
         group.start_soon(work)
         group.start_soon(wake_on_scheduled_runs, worker)
         await stop.wait()
+        if not worker.is_setup:
+            # Signalled while starting up: Prefect's set-up does not survive being cancelled
+            # midway (its worker channel's handshake then raises from its cancel scope, and
+            # the worker exited 1 with a traceback), so let it finish first; a second signal,
+            # or SETUP_WAIT_SECONDS, cuts the wait short.
+            with anyio.move_on_after(SETUP_WAIT_SECONDS):
+                while not worker.is_setup and not hurry.is_set():
+                    await anyio.sleep(POLL_SECONDS)
         if worker.is_setup:
             await worker.drain(grace, hurry)
         group.cancel_scope.cancel()
