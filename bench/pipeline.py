@@ -301,6 +301,16 @@ class Bench:
         spent = self.meter.since(before)
         return {name: value / minutes for name, value in spent.items()}
 
+    def runs_ended_since(self, since: datetime) -> dict[str, int]:
+        """Flow runs that ended after `since`, by deployment name (the periodic flows, idle)."""
+        return dict(
+            self._prefect_sql(
+                "SELECT d.name, count(*) FROM flow_run r JOIN deployment d"
+                " ON d.id = r.deployment_id WHERE r.end_time > %s GROUP BY d.name",
+                (since,),
+            )
+        )
+
 
 def machine() -> dict[str, Any]:
     cpu_model = next(
@@ -366,7 +376,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.stop_workers()
         bench.start_workers(1)
         time.sleep(5)
+        idle_from = datetime.now(UTC)
         results["idle_per_minute"] = bench.idle(args.idle_minutes)
+        results["idle_runs"] = bench.runs_ended_since(idle_from)
         print(f"idle, per minute: {_fmt(results['idle_per_minute'])}", flush=True)
         bench.stop_workers()
         if args.scale_out_redis:

