@@ -7,7 +7,7 @@ webhook's redelivery), and every sweep as it ends, calls `plan_sweep`: it asks P
 when there is work, at most one planned a period, and a row still goes out within about a
 period of its due time. The deployment's own schedule runs rarely, as the net under this: a
 sweep that could not be planned (Prefect unreachable at that moment), or a planned run that
-was lost. A paused deployment gets no planned sweeps.
+was lost. A paused deployment gets no planned sweeps, and is asked about at most once a period.
 """
 
 from datetime import datetime, timedelta
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 # Records of planned sweeps are kept this long after their time, then dropped.
 KEEP_PLANNED = timedelta(days=1)
+TICK = timedelta(microseconds=1)
 
 
 def plan_sweep(
@@ -50,14 +51,17 @@ def plan_sweep(
         at = sweeps.round_up(max(due, not_before), period)
         if sweeps.planned_by(session, now, at) is not None or not sweeps.reserve(session, at):
             return None
-    planned = None
+    planned, paused = None, False
     try:
         deployment = client.read_deployment_by_name(DELIVER_DUE_WORK.full_name)
-        if not deployment.paused:
+        paused = deployment.paused
+        if not paused:
             schedule_due_work(client, deployment.id, at)
             planned = at
     finally:
         if planned is None:  # not planned after all: the next caller may plan this period
             with session_scope(engine) as session:
                 sweeps.forget(session, at)
+                if paused:  # ask again next period, not for every row stored meanwhile
+                    sweeps.reserve(session, sweeps.round_up(now + TICK, period))
     return planned
