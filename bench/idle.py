@@ -4,8 +4,9 @@ bench.pipeline (PostgreSQL-backed server, one worker started the documented way)
 
     python -m bench.idle [--minutes 5]
 
-The difference is the periodic flows' own cost (deliver-due-work every minute, the outbox
-relay every five), to hold against one booking's flow-run cost.
+The difference is the periodic flows' own cost (deliver-due-work when work falls due and
+every ten minutes as a net, the outbox relay every five), to hold against one booking's
+flow-run cost.
 """
 
 import argparse

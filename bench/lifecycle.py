@@ -12,7 +12,7 @@ a burst of --n events measured from the first commit until every run is final:
 
 The three bursts are interleaved over --rounds rounds (create, confirm, cancel, then again), so
 a server that warms up or a database that grows weighs on each alike. The periodic
-deployments (deliver-due-work every minute, the relay every five) are paused: they run on the
+deployments (deliver-due-work, the relay every five minutes) are paused: they run on the
 clock, not per event, and one of their runs falling inside one burst and not another moved
 that burst's figure by more than the difference measured. CPU-seconds per event
 for the whole machine and by process (bench/cpu.py), median over the rounds, each beside the
