@@ -76,6 +76,8 @@ PRELOAD = (
     "rich._emoji_codes",
 )
 STOP_GRACE_SECONDS = 30
+# How often the forkserver reads again what runs' events name (prime_related_objects).
+RELATED_REFRESH_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Forkserver:
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.primed_at = time.monotonic()
 
     def serve(self) -> Request | None:
         """Answer launchers until told to stop. Returns a Request only in a forked child;
@@ -150,6 +153,9 @@ class Forkserver:
                 elif key.data == "launcher":
                     self._launcher_gone(key.fileobj)  # type: ignore[arg-type]
             self._reap()
+            if time.monotonic() - self.primed_at > RELATED_REFRESH_SECONDS:
+                self.primed_at = time.monotonic()
+                prime_related_objects()
             if os.getppid() != self.parent:
                 self.stopping = True  # the worker that started us is gone
             if (self.stopping or self.restart) and self._listener.fileno() >= 0:
@@ -344,14 +350,61 @@ def _make_tls_context() -> None:
 def _check_api_version() -> None:
     """Prefect's clients check the server's API version once per process (two requests in
     each run, `GET /admin/version`): checked here, each forked run knows it already. A server
-    not reachable now is no reason to stop: each run then checks for itself, as before."""
+    not reachable now is no reason to stop: each run then checks for itself, as before.
+
+    Prefect's event clients key the check by the API URL as configured and its HTTP clients
+    by the URL with a trailing slash, so the one check is noted for both."""
+    import prefect
+    from prefect._internal.version_checking import (
+        _api_version_check_key,
+        _cache_api_version_check,
+    )
     from prefect.client.orchestration import get_client
     from prefect.settings import get_current_settings
 
-    if not get_current_settings().api.url:
+    api_url = get_current_settings().api.url
+    if not api_url:
         return
     with contextlib.suppress(Exception), get_client(sync_client=True) as client:
         client.raise_for_api_version_mismatch_once()
+        _cache_api_version_check(_api_version_check_key(api_url, prefect.__version__))
+
+
+def prime_related_objects() -> None:
+    """Read what a run's events name besides the run: its flow, deployment, work queue and
+    work pool. Prefect reads each once per process into `prefect.events.related`'s cache,
+    which for a forked run is four requests a run; read here, each forked run has them.
+    Read again every `RELATED_REFRESH_SECONDS` (a deployment's tags are part of its runs'
+    events); a deployment missing now is read by its runs themselves, as before."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.related import RESOURCE_CACHE
+    from prefect.settings import get_current_settings
+    from prefect.types._datetime import now
+
+    from deployments.names import ALL
+
+    if not get_current_settings().api.url:
+        return
+    read: dict[str, object] = {}
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+        for name in ALL:
+            try:
+                deployment = client.read_deployment_by_name(name.full_name)
+            except Exception:  # not deployed (yet): its runs read it themselves
+                continue
+            read[f"deployment.{deployment.id}"] = deployment
+            if f"flow.{deployment.flow_id}" not in read:
+                read[f"flow.{deployment.flow_id}"] = client.read_flow(deployment.flow_id)
+            if deployment.work_queue_id and f"work-queue.{deployment.work_queue_id}" not in read:
+                read[f"work-queue.{deployment.work_queue_id}"] = client.read_work_queue(
+                    deployment.work_queue_id
+                )
+            pool = deployment.work_pool_name
+            if pool and f"work-pool.{pool}" not in read:
+                read[f"work-pool.{pool}"] = client.read_work_pool(pool)
+    stamp = now("UTC")
+    for key, obj in read.items():
+        RESOURCE_CACHE[key] = ({"kind": key.split(".", 1)[0], "object": obj}, stamp)
 
 
 def _complete_models() -> None:
@@ -387,6 +440,7 @@ def preload() -> None:
     _load_locale_data()
     _make_tls_context()
     _check_api_version()
+    prime_related_objects()
     _complete_models()
     gc.collect()
     gc.freeze()
