@@ -15,13 +15,16 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import anyio
 import anyio.abc
+import prefect.runner._starter_engine as engine_starter
 from prefect.client.schemas.objects import FlowRun
+from prefect.settings import get_current_settings
 from prefect.states import AwaitingRetry
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
@@ -35,6 +38,8 @@ POLL_SECONDS = 0.2
 HAND_BACK_WAIT_SECONDS = 10.0
 # How long a worker signalled during its start-up lets the start-up finish before stopping.
 SETUP_WAIT_SECONDS = 30.0
+# How long the worker uses a deployment or flow it read, instead of reading it again.
+READ_MEMORY_SECONDS = 10.0
 
 
 class _NotePid:
@@ -56,6 +61,40 @@ class JobConfiguration(ProcessJobConfiguration):
     @classmethod
     def _base_environment(cls) -> dict[str, str]:
         return dict(settings_environment())
+
+
+def remembered(
+    read: Callable[[UUID], Awaitable[Any]],
+    seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[UUID], Awaitable[Any]]:
+    """`read`, answering from what it returned for the same id in the last `seconds`.
+    An error is not remembered."""
+    memory: dict[UUID, tuple[float, Any]] = {}
+
+    async def read_remembered(object_id: UUID) -> Any:
+        now = clock()
+        if (kept := memory.get(object_id)) and now - kept[0] < seconds:
+            return kept[1]
+        value = await read(object_id)
+        for old in [key for key, (at, _) in memory.items() if now - at >= seconds]:
+            del memory[old]
+        memory[object_id] = (now, value)
+        return value
+
+    return read_remembered
+
+
+class _SettingsReadOnce:
+    """What Prefect's engine starter asks of the settings for each run it starts: all of them
+    as environment variables, serialised anew each time (a third of this worker process's CPU
+    in a burst). Its runs' environment holds them already (`JobConfiguration`); this answers
+    with the worker's settings serialised once (`worker/run_env.py`)."""
+
+    def to_environment_variables(self, exclude_unset: bool = False) -> dict[str, str]:
+        if exclude_unset:
+            return dict(settings_environment())
+        return get_current_settings().to_environment_variables(exclude_unset=exclude_unset)
 
 
 class DrainingWorker(ProcessWorker):
@@ -82,6 +121,17 @@ class DrainingWorker(ProcessWorker):
         self.on_place_freed: Callable[[], None] | None = None
         self._ended: set[UUID] = set()
         self._was_full = False
+
+    async def setup(self) -> None:
+        await super().setup()
+        # Prefect's worker reads a run's deployment twice and its flow once to submit it
+        # (three requests a run); a burst's runs share a few deployments and flows. A
+        # deployment changed or deleted is seen within READ_MEMORY_SECONDS.
+        client = self._client
+        assert client is not None
+        client.read_deployment = remembered(client.read_deployment, READ_MEMORY_SECONDS)
+        client.read_flow = remembered(client.read_flow, READ_MEMORY_SECONDS)
+        engine_starter.get_current_settings = _SettingsReadOnce  # type: ignore[assignment]
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         if self.draining:
