@@ -180,8 +180,9 @@ def settled_task_runs(flow_run_id: object, name_like: str | None = None) -> list
 
     A flow called in the test process reports its task runs' states as events, which this
     process sends in the background and the server stores a moment later: send what is
-    queued first, then read until the reads have agreed for a second (under the full suite's
-    load the server's recorder lags; two reads 0.2 s apart once agreed on 3 of 4 runs)."""
+    queued first, then read until the reads have agreed for two seconds (the server stores
+    task runs in batches, at least every second, and under the full suite's load its
+    recorder lags; two reads 0.2 s apart once agreed on 3 of 4 runs)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -206,7 +207,7 @@ def settled_task_runs(flow_run_id: object, name_like: str | None = None) -> list
             settled = runs and all(r.state and r.state.is_final() for r in runs)
             if seen != previous:
                 previous, agreed_since = seen, time.monotonic()
-            if settled and time.monotonic() - agreed_since >= 1.0:
+            if settled and time.monotonic() - agreed_since >= 2.0:
                 return runs
             if time.monotonic() > deadline:
                 return runs
