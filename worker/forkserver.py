@@ -78,6 +78,7 @@ PRELOAD = (
 STOP_GRACE_SECONDS = 30
 # How often the forkserver reads again what runs' events name (prime_related_objects).
 RELATED_REFRESH_SECONDS = 300
+REFRESH_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,9 @@ class Forkserver:
                 elif key.data == "launcher":
                     self._launcher_gone(key.fileobj)  # type: ignore[arg-type]
             self._reap()
-            if time.monotonic() - self.primed_at > RELATED_REFRESH_SECONDS:
-                self.primed_at = time.monotonic()
-                prime_related_objects()
+            if not self.children and time.monotonic() - self.primed_at > RELATED_REFRESH_SECONDS:
+                self.primed_at = time.monotonic()  # read again between runs, not during one
+                prime_related_objects(timeout=REFRESH_TIMEOUT_SECONDS)
             if os.getppid() != self.parent:
                 self.stopping = True  # the worker that started us is gone
             if (self.stopping or self.restart) and self._listener.fileno() >= 0:
@@ -370,15 +371,19 @@ def _check_api_version() -> None:
         _cache_api_version_check(_api_version_check_key(api_url, prefect.__version__))
 
 
-def prime_related_objects() -> None:
+def prime_related_objects(timeout: float | None = None) -> None:
     """Read what a run's events name besides the run: its flow, deployment, work queue and
     work pool. Prefect reads each once per process into `prefect.events.related`'s cache,
     which for a forked run is four requests a run; read here, each forked run has them.
     Read again every `RELATED_REFRESH_SECONDS` (a deployment's tags are part of its runs'
-    events); a deployment missing now is read by its runs themselves, as before."""
+    events); a deployment missing now is read by its runs themselves, as before. With
+    `timeout`, each request gets that long and no retry, and the first failure ends the
+    reading: launchers wait while this runs."""
     from prefect.client.orchestration import get_client
     from prefect.events.related import RESOURCE_CACHE
-    from prefect.settings import get_current_settings
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, get_current_settings
+    from prefect.settings.context import temporary_settings
     from prefect.types._datetime import now
 
     from deployments.names import ALL
@@ -386,11 +391,16 @@ def prime_related_objects() -> None:
     if not get_current_settings().api.url:
         return
     read: dict[str, object] = {}
-    with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+    bounded = temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}) if timeout else None
+    with (
+        contextlib.suppress(Exception),
+        bounded or contextlib.nullcontext(),
+        get_client({"timeout": timeout} if timeout else None, sync_client=True) as client,
+    ):
         for name in ALL:
             try:
                 deployment = client.read_deployment_by_name(name.full_name)
-            except Exception:  # not deployed (yet): its runs read it themselves
+            except ObjectNotFound:  # not deployed (yet): its runs read it themselves
                 continue
             read[f"deployment.{deployment.id}"] = deployment
             if f"flow.{deployment.flow_id}" not in read:

@@ -21,11 +21,11 @@ from worker.forkserver import prime_related_objects
 NOWHERE = "http://127.0.0.1:9/api"
 
 
-@pytest.fixture
-def primed(deployed: LocalPrefect) -> Iterator[None]:
+@pytest.fixture(params=[None, 2.0], ids=["at-start", "refreshed"])
+def primed(deployed: LocalPrefect, request: pytest.FixtureRequest) -> Iterator[None]:
     saved = dict(RESOURCE_CACHE)
     RESOURCE_CACHE.clear()
-    prime_related_objects()
+    prime_related_objects(timeout=request.param)
     yield
     RESOURCE_CACHE.clear()
     RESOURCE_CACHE.update(saved)
@@ -85,4 +85,21 @@ def test_without_priming_the_run_would_have_asked(deployed: LocalPrefect) -> Non
         with pytest.raises(httpx.ConnectError):
             related_of(run)
     finally:
+        RESOURCE_CACHE.update(saved)
+
+
+def test_a_server_out_of_reach_leaves_what_was_read_before(deployed: LocalPrefect) -> None:
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings.context import temporary_settings
+
+    saved = dict(RESOURCE_CACHE)
+    try:
+        prime_related_objects()
+        before = dict(RESOURCE_CACHE)
+        with temporary_settings({PREFECT_API_URL: NOWHERE}):
+            prime_related_objects(timeout=2.0)
+        after = dict(RESOURCE_CACHE)
+        assert before and after == before
+    finally:
+        RESOURCE_CACHE.clear()
         RESOURCE_CACHE.update(saved)
