@@ -17,19 +17,15 @@ hands back at once (`worker/draining.py`).
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from prefect.context import refresh_global_settings_context
-
-from booking.settings import get_settings
 from deployments.names import WORK_POOL
-from worker.api_tls import plain_http_cert_file
-from worker.launch import SOCKET_ENV
-from worker.run_env import settings_environment
 
 READY_TIMEOUT_SECONDS = 60
 # Runs send a heartbeat this often; the "crash silent runs" automation (deployments/
@@ -53,7 +49,27 @@ RUN_DEFAULTS = {
 }
 
 
+# A stop asked for before the worker can drain (while Prefect and the flows import, or the
+# forkserver starts): noted, then honoured as soon as it can be. Python's default for SIGTERM
+# killed the worker on the spot (exit -15), seen in a rolling restart on a loaded machine.
+STOP_ASKED = threading.Event()
+
+
+def _note_stop(_signum: int, _frame: object) -> None:
+    STOP_ASKED.set()
+
+
 def main() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _note_stop)
+    # Imported after the handlers are in place: importing Prefect takes seconds.
+    from prefect.context import refresh_global_settings_context
+
+    from booking.settings import get_settings
+    from worker.api_tls import plain_http_cert_file
+    from worker.launch import SOCKET_ENV
+    from worker.run_env import settings_environment
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", default=WORK_POOL, help=f"work pool (default {WORK_POOL})")
     parser.add_argument("--name", help="worker name (default: a new one each start)")
@@ -101,10 +117,14 @@ def main() -> None:
     # Let it finish its imports first, so the first runs are forked too (a run that finds no
     # forkserver still starts, plainly).
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while not socket_path.exists() and forkserver.poll() is None:
+    while not socket_path.exists() and forkserver.poll() is None and not STOP_ASKED.is_set():
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
+    if STOP_ASKED.is_set():
+        # Nothing taken yet: nothing to drain. The forkserver stops when this process exits.
+        sys.stderr.write("worker: stopped before taking any run\n")
+        return
 
     import anyio
 
@@ -116,7 +136,7 @@ def main() -> None:
         name=args.name,
         limit=limit or None,
     )
-    anyio.run(serve, worker, grace)
+    anyio.run(serve, worker, grace, STOP_ASKED)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -229,13 +230,18 @@ class DrainingWorker(ProcessWorker):
             self._logger.info("Handed back flow run %s (%s)", run_id, run.name)
 
 
-async def serve(worker: DrainingWorker, grace: float) -> None:
-    """Run `worker` until a SIGTERM or SIGINT, then drain it (a second signal hurries)."""
+async def serve(
+    worker: DrainingWorker, grace: float, stop_asked: threading.Event | None = None
+) -> None:
+    """Run `worker` until a SIGTERM or SIGINT, then drain it (a second signal hurries).
+    `stop_asked` is set by a signal that came before this could receive one."""
     stop = anyio.Event()
     hurry = anyio.Event()
 
     async def watch_signals() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            if stop_asked is not None and stop_asked.is_set():
+                stop.set()
             async for _ in signals:
                 (hurry if stop.is_set() else stop).set()
 

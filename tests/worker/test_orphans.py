@@ -97,3 +97,16 @@ def test_a_worker_killed_while_its_forkserver_imports_leaves_nothing(start_worke
     worker.wait()
 
     wait_until(lambda: not alive(forkserver), 5, "the forkserver outlived its worker")
+
+
+def test_a_worker_told_to_stop_while_it_starts_exits_cleanly_and_leaves_nothing(
+    start_worker,
+) -> None:
+    """A rolling restart may stop a worker that is still importing: it stops as asked (exit
+    0: it took no run), not killed by the signal, and its forkserver goes with it."""
+    worker, forkserver = start_worker()  # at once: the forkserver is still importing
+
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(60) == 0
+    wait_until(lambda: not alive(forkserver), 5, "the forkserver outlived its worker")
