@@ -15,9 +15,12 @@ import contextlib
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +28,10 @@ import anyio
 import anyio.abc
 import prefect.runner._starter_engine as engine_starter
 from prefect.client.schemas.objects import FlowRun
+from prefect.flows import load_flow_from_flow_run
+from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
+from prefect.runner._process_manager import ProcessHandle
+from prefect.runner._starter_engine import EngineCommandStarter
 from prefect.settings import get_current_settings
 from prefect.states import AwaitingRetry
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
@@ -122,8 +129,20 @@ class DrainingWorker(ProcessWorker):
         self.on_place_freed: Callable[[], None] | None = None
         self._ended: set[UUID] = set()
         self._was_full = False
+        self._executor_context: FlowRunExecutorContext | None = None
 
     async def setup(self) -> None:
+        # Entered before Prefect's set-up enters the runs' task group, so it closes after
+        # every run has ended. Without it, each run makes its own, as Prefect's worker does.
+        try:
+            self._executor_context = await self._exit_stack.enter_async_context(
+                FlowRunExecutorContext()
+            )
+        except Exception:
+            self._logger.warning(
+                "Could not open the executor context runs share; each run opens its own",
+                exc_info=True,
+            )
         await super().setup()
         # Prefect's worker reads a run's deployment twice and its flow once to submit it
         # (three requests a run); a burst's runs share a few deployments and flows. A
@@ -164,10 +183,62 @@ class DrainingWorker(ProcessWorker):
 
         status = _NotePid(note, task_status or anyio.TASK_STATUS_IGNORED)
         try:
-            return await super().run(flow_run, configuration, status)  # type: ignore[arg-type]
+            if self._executor_context is None or not configuration._command_configured:
+                return await super().run(flow_run, configuration, status)  # type: ignore[arg-type]
+            return await self._run_in_shared_context(flow_run, configuration, status)
         finally:
             self.in_flight.pop(flow_run.id, None)
             self._ended.add(flow_run.id)
+
+    async def _run_in_shared_context(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[Any],
+    ) -> ProcessWorkerResult:
+        """`ProcessWorker.run` for a pool with a command (ours: `python -m worker.launch`),
+        in the worker's one executor context instead of a new one per run. Prefect's makes,
+        for each run, a client, a listener for the run's control channel, an event stream
+        to the server and a subscription to its cancellations (two WebSocket sessions and a
+        query of past events on the server); Prefect's own runner keeps one for all its
+        runs, as this does."""
+        ctx = self._executor_context
+        assert ctx is not None
+        working_dir_ctx = (
+            tempfile.TemporaryDirectory(suffix="prefect")
+            if not configuration.working_dir
+            else contextlib.nullcontext(configuration.working_dir)
+        )
+        execution: FlowRunExecutionResult | None = None
+        with working_dir_ctx as working_dir, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            starter = EngineCommandStarter(
+                command=configuration.command,
+                cwd=Path(working_dir).resolve(),
+                env=configuration.env,
+                stream_output=configuration.stream_output,
+                control_channel=ctx.control_channel,
+            )
+            executor = ctx.create_executor(
+                flow_run, starter, resolve_flow=load_flow_from_flow_run, propose_submitting=False
+            )
+
+            async def execute(
+                *, task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED
+            ) -> None:
+                nonlocal execution
+                execution = await executor.submit(task_status=task_status)
+
+            async with anyio.create_task_group() as group:
+                handle = await group.start(execute)
+                if handle.pid is None:
+                    raise RuntimeError("Flow run process has no PID")
+                task_status.started(handle.pid)
+        if execution is None or execution.status_code is None:
+            raise RuntimeError("Failed to start flow run process.")
+        return ProcessWorkerResult(
+            status_code=execution.status_code, identifier=str(execution.handle.pid)
+        )
 
     def holding(self) -> set[UUID]:
         """The runs this worker took and has not seen end: being submitted, or running."""

@@ -111,6 +111,21 @@ def test_a_forked_run_completes_and_its_output_reaches_the_worker(
     assert "worker.forkserver" in line  # forked, not a new interpreter
 
 
+def test_a_workers_runs_share_one_executor_context(
+    stack: LocalPrefect, client: SyncPrefectClient
+) -> None:
+    """One client, control channel, event stream and cancellation subscription for all of a
+    worker's runs (`DrainingWorker._run_in_shared_context`), not one set per run."""
+    markers = [f"shared-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+
+    for marker in markers:
+        assert wait_final(client, start(client, marker=marker)).state_type.value == "COMPLETED"
+
+    output = worker_output(stack, "forking-worker").splitlines()
+    ports = {line.rsplit("control-port: ", 1)[1] for m in markers for line in output if m in line}
+    assert len(ports) == 1 and "None" not in ports
+
+
 def test_a_cancelled_run_is_cancelled(
     stack: LocalPrefect, client: SyncPrefectClient, tmp_path: Path
 ) -> None:
