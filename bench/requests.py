@@ -1,5 +1,5 @@
-"""What one booking's run asks of the Prefect server: API requests by route, log lines,
-events and task runs.
+"""What one booking's run asks of the Prefect server: API requests by route, WebSocket
+sessions, log lines, events and task runs.
 
     python -m bench.requests [--n 20] [--pace 3] [--arrangement bundled]
 
@@ -7,7 +7,8 @@ Starts the same stack as bench.pipeline (Prefect server and bookings on PostgreS
 `python -m worker`, a subscriber on loopback) with the server's access log on, books `--n`
 bookings one every `--pace` seconds with the periodic deployments paused, and counts what
 the server saw from the first booking until every run was final and its logs were sent:
-access-log lines by method and route (ids folded to `{id}`), and the rows the runs left in
+access-log lines by method and route (ids folded to `{id}`), the WebSocket sessions it
+accepted, by route, and the rows the runs left in
 Prefect's `log`, `events` and `task_run` tables. The access log costs the server CPU, so
 this is a run of its own, not a part of bench.pipeline's timed ones.
 """
@@ -24,6 +25,9 @@ from bench.pipeline import Bench
 from deployments.names import ARRANGEMENTS
 
 ACCESS = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/api/\S*?)(?:\?\S*)? HTTP/1\.1" (\d{3})')
+# A WebSocket session the server accepted: each costs it a handshake and, for a subscriber
+# (`/events/out`), a query of past events and a filter every event is matched against.
+SOCKET = re.compile(r'"WebSocket (/api/\S*)" \[accepted\]')
 ID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Requests the worker makes whether or not there is work (its poll and heartbeat): counted
 # apart, per second of the run, so they do not blur what a booking costs.
@@ -58,6 +62,7 @@ def count(args: argparse.Namespace) -> dict[str, Any]:
         seconds = time.monotonic() - started
         text = server_log.read_bytes()[offset:].decode(errors="replace")
         routes = Counter(route(m, p) for m, p, _ in ACCESS.findall(text))
+        sockets = Counter(route("WebSocket", p) for p in SOCKET.findall(text))
         (logs, events, task_runs, flow_runs) = bench._prefect_sql(
             "SELECT (SELECT count(*) FROM log WHERE timestamp >= %s),"
             " (SELECT count(*) FROM events WHERE occurred >= %s),"
@@ -85,6 +90,8 @@ def count(args: argparse.Namespace) -> dict[str, Any]:
         "per_booking": {r: c / n for r, c in routes.most_common()},
         "requests_per_booking": sum(routes.values()) / n,
         "polling_per_second": {r: c / seconds for r, c in polling.items()},
+        "sockets_per_booking": sum(sockets.values()) / n,
+        "sockets_by_route_per_booking": {r: c / n for r, c in sockets.most_common()},
         "logs_per_booking": logs / n,
         "events_per_booking": events / n,
         "events_by_kind_per_booking": {e: c / n for e, c in events_by.items()},
@@ -102,6 +109,11 @@ def table(result: dict[str, Any]) -> str:
         "| --- | --- |",
         f"| API requests (without the worker's poll) | {result['requests_per_booking']:.1f} |",
         *(f"| `{r}` | {c:.1f} |" for r, c in result["per_booking"].items()),
+        f"| WebSocket sessions opened | {result.get('sockets_per_booking', 0.0):.1f} |",
+        *(
+            f"| `{r}` | {c:.1f} |"
+            for r, c in result.get("sockets_by_route_per_booking", {}).items()
+        ),
         f"| log lines stored | {result['logs_per_booking']:.1f} |",
         f"| events stored | {result['events_per_booking']:.1f} |",
         *(f"| event `{e}` | {c:.1f} |" for e, c in result["events_by_kind_per_booking"].items()),
