@@ -65,10 +65,11 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-def insert_once(session: Session, row: Any) -> bool:
-    """Add `row` unless a row with its `dedupe_key` exists; safe against concurrent runs."""
-    model = type(row)
-    if session.exec(select(model.id).where(model.dedupe_key == row.dedupe_key)).first():
+def insert_once(session: Session, row: Any, key: str = "dedupe_key") -> bool:
+    """Add `row` unless a row with its `key` (a unique column) exists; safe against
+    concurrent runs."""
+    column = getattr(type(row), key)
+    if session.exec(select(column).where(column == getattr(row, key))).first() is not None:
         return False
     try:
         with session.begin_nested():

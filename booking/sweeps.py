@@ -10,9 +10,9 @@ processes want a sweep in one period, Prefect is asked once.
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from booking.db import insert_once
 from booking.enums import WorkStatus
 from booking.models import PlannedSweep, ScheduledTrigger, WebhookRedelivery, WorkflowReminder
 
@@ -50,14 +50,7 @@ def planned_by(session: Session, now: datetime, at: datetime) -> datetime | None
 
 def reserve(session: Session, at: datetime) -> bool:
     """Record a sweep planned at `at`; False when another process recorded it first."""
-    if session.get(PlannedSweep, at) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(PlannedSweep(at=at))
-    except IntegrityError:
-        return False
-    return True
+    return insert_once(session, PlannedSweep(at=at), key="at")
 
 
 def forget(session: Session, at: datetime) -> None:
