@@ -7,7 +7,9 @@ webhook's redelivery), and every sweep as it ends, calls `plan_sweep`: it asks P
 when there is work, at most one planned a period, and a row still goes out within about a
 period of its due time. The deployment's own schedule runs rarely, as the net under this: a
 sweep that could not be planned (Prefect unreachable at that moment), or a planned run that
-was lost. A paused deployment gets no planned sweeps, and is asked about at most once a period.
+was lost. A paused deployment gets no planned sweeps; nothing is recorded for it, so the
+first row stored after it is resumed plans its sweep (each row stored while it is paused asks
+Prefect once).
 """
 
 from datetime import datetime, timedelta
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
 
 # Records of planned sweeps are kept this long after their time, then dropped.
 KEEP_PLANNED = timedelta(days=1)
-TICK = timedelta(microseconds=1)
 
 
 def plan_sweep(
@@ -51,17 +52,14 @@ def plan_sweep(
         at = sweeps.round_up(max(due, not_before), period)
         if sweeps.planned_by(session, now, at) is not None or not sweeps.reserve(session, at):
             return None
-    planned, paused = None, False
+    planned = None
     try:
         deployment = client.read_deployment_by_name(DELIVER_DUE_WORK.full_name)
-        paused = deployment.paused
-        if not paused:
+        if not deployment.paused:
             schedule_due_work(client, deployment.id, at)
             planned = at
     finally:
         if planned is None:  # not planned after all: the next caller may plan this period
             with session_scope(engine) as session:
                 sweeps.forget(session, at)
-                if paused:  # ask again next period, not for every row stored meanwhile
-                    sweeps.reserve(session, sweeps.round_up(now + TICK, period))
     return planned
